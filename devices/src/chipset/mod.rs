@@ -1,0 +1,1 @@
+//! The i440FX/PIIX3/PIIX4 chipset functions Xen's hvmloader and Linux expect.

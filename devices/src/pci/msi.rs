@@ -1,0 +1,1 @@
+//! MSI capability (PCI 3.0 section 6.8.1).

@@ -1,0 +1,1 @@
+//! Nested-QEMU test harness (see tests/README.md).
