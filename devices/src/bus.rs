@@ -111,8 +111,11 @@ impl Default for IoBus {
     }
 }
 
-/// Configuration mechanism #1: address register at 0xcf8, data window at 0xcfc-0xcff.
-const PCI_CONFIG_PORTS: std::ops::RangeInclusive<u64> = 0xcf8..=0xcff;
+/// Configuration mechanism #1 (PCI 3.0 section 3.2.2.3.2): the address register is a DWORD at 0xcf8;
+/// byte and word accesses to 0xcf8-0xcfb are not configuration cycles and go to the port map
+/// (PIIX3 reset control is the byte at 0xcf9). The data window 0xcfc-0xcff belongs to PCI.
+const PCI_CONFIG_PORTS: std::ops::RangeInclusive<u64> = 0xcfc..=0xcff;
+const PCI_CONFIG_ADDRESS: u16 = 0xcf8;
 
 impl IoBus {
     pub fn new() -> Self {
@@ -230,7 +233,7 @@ impl IoBus {
             return;
         }
         let port64 = port as u64;
-        if PCI_CONFIG_PORTS.contains(&port64) {
+        if PCI_CONFIG_PORTS.contains(&port64) || (port == PCI_CONFIG_ADDRESS && data.len() == 4) {
             return self.pci.lock().unwrap().io_read(port, data);
         }
         self.dispatch_read(AddressSpace::Io, port64, data)
@@ -242,7 +245,7 @@ impl IoBus {
             return;
         }
         let port64 = port as u64;
-        if PCI_CONFIG_PORTS.contains(&port64) {
+        if PCI_CONFIG_PORTS.contains(&port64) || (port == PCI_CONFIG_ADDRESS && data.len() == 4) {
             let changes = self.pci.lock().unwrap().io_write(port, data);
             for c in &changes {
                 self.apply(c);
@@ -358,6 +361,11 @@ mod tests {
         assert!(matches!(bus.insert(AddressSpace::Io, 0xffff, 2, "c", a.clone()), Err(BusError::InvalidRange { .. })));
         assert!(matches!(bus.insert(AddressSpace::Io, 0x100, 0, "c", a.clone()), Err(BusError::InvalidRange { .. })));
         assert!(matches!(bus.insert(AddressSpace::Io, 0xcf0, 0x10, "c", a.clone()), Err(BusError::Overlap { .. })));
+        // The reset control byte at 0xcf9 shares the DWORD of the configuration address register.
+        bus.insert(AddressSpace::Io, 0xcf9, 1, "reset", a.clone()).unwrap();
+        let mut d = [0u8; 1];
+        bus.pio_read(0xcf9, &mut d);
+        assert_eq!(d, [0xf9]);
         bus.insert(AddressSpace::Io, 0x64, 1, "c", a.clone()).unwrap();
         bus.insert(AddressSpace::Mmio, u64::MAX - 0xfff, 0x1000, "top", a).unwrap();
     }
