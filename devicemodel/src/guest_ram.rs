@@ -1,0 +1,74 @@
+//! Guest RAM in this process (KVM mode): vm-memory regions with a page-granular dirty bitmap.
+//!
+//! Devices reach it only through [`devices::memory::GuestMemory`], whose writes go through
+//! vm-memory's `Bytes` and therefore set the `AtomicBitmap`; together with KVM's own dirty log
+//! (vCPU writes) that is the complete set of pages changed since the last harvest.
+
+use std::sync::Arc;
+
+use devices::memory::{GuestMemory, MemoryError};
+use vm_memory::bitmap::AtomicBitmap;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
+
+pub type GuestRam = vm_memory::GuestMemoryMmap<AtomicBitmap>;
+
+/// The devices' view of guest RAM.
+#[derive(Clone)]
+pub struct DeviceRam {
+    ram: Arc<GuestRam>,
+}
+
+impl DeviceRam {
+    pub fn new(ram: Arc<GuestRam>) -> Self {
+        DeviceRam { ram }
+    }
+
+    /// Pages written by devices since the last call, as (region start, bitmap words) per region.
+    pub fn take_device_dirty_bitmaps(&self) -> Vec<(u64, Vec<u64>)> {
+        self.ram.iter().map(|r| (r.start_addr().0, r.bitmap().get_and_reset())).collect()
+    }
+
+    fn check(&self, gpa: u64, len: usize) -> Result<(), MemoryError> {
+        gpa.checked_add(len as u64).ok_or(MemoryError::Overflow)?;
+        // The whole range must be RAM: vm-memory would otherwise copy a prefix and then fail.
+        let mut addr = gpa;
+        let end = gpa + len as u64;
+        while addr < end {
+            let r = self.ram.find_region(GuestAddress(addr)).ok_or(MemoryError::NotRam { gpa, len })?;
+            addr = r.start_addr().0 + r.len();
+        }
+        Ok(())
+    }
+}
+
+impl GuestMemory for DeviceRam {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.check(gpa, buf.len())?;
+        self.ram.read_slice(buf, GuestAddress(gpa)).map_err(|_| MemoryError::NotRam { gpa, len: buf.len() })
+    }
+
+    fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), MemoryError> {
+        self.check(gpa, buf.len())?;
+        self.ram.write_slice(buf, GuestAddress(gpa)).map_err(|_| MemoryError::NotRam { gpa, len: buf.len() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_writes_are_recorded_and_holes_refused() {
+        let ram = Arc::new(GuestRam::from_ranges(&[(GuestAddress(0), 0xa0000), (GuestAddress(0x100000), 0x100000)]).unwrap());
+        let dev = DeviceRam::new(ram);
+        dev.write(0x2000, &[1, 2, 3]).unwrap();
+        assert_eq!(dev.write(0x9fff0, &[0; 0x20]), Err(MemoryError::NotRam { gpa: 0x9fff0, len: 0x20 }));
+        let maps = dev.take_device_dirty_bitmaps();
+        assert_eq!(maps[0].1[0], 1 << 2, "page 2 of the first region is dirty");
+        assert!(maps[1].1.iter().all(|w| *w == 0));
+        let mut b = [0u8; 3];
+        dev.read(0x2000, &mut b).unwrap();
+        assert_eq!(b, [1, 2, 3]);
+        assert!(dev.take_device_dirty_bitmaps()[0].1.iter().all(|w| *w == 0), "harvest resets the bitmap");
+    }
+}

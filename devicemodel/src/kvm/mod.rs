@@ -1,0 +1,268 @@
+//! The KVM backend: a VM with the in-kernel irqchip and PIT, guest RAM from vm-memory, vCPU
+//! threads whose port-I/O and MMIO exits all go into the machine's [`devices::bus::IoBus`].
+
+pub mod cpu;
+pub mod interrupts;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use devices::vm_control::{VmControl, VmRequest};
+use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MmapRegion};
+use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
+
+use crate::guest_ram::GuestRam;
+use crate::machine::{Machine, MachineError, Platform, StopReason};
+use cpu::CpuStart;
+
+/// Where KVM puts the TSS and identity-map pages it needs for real-mode emulation on Intel
+/// (three pages just below a 256 KiB BIOS at the top of 4 GiB, as QEMU does).
+const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
+const KVM_IDENTITY_MAP_ADDRESS: u64 = 0xfffb_c000;
+
+/// Why the machine stopped and how the main loop learns about it.
+pub struct RunControl {
+    stop: Mutex<Option<StopReason>>,
+    changed: Condvar,
+    /// vCPUs wait here while the guest is paused (`-S` until `cont`).
+    running: Mutex<bool>,
+    resumed: Condvar,
+}
+
+impl RunControl {
+    pub fn new(start_running: bool) -> Self {
+        RunControl { stop: Mutex::new(None), changed: Condvar::new(), running: Mutex::new(start_running), resumed: Condvar::new() }
+    }
+
+    pub fn stop(&self, reason: StopReason) {
+        let mut s = self.stop.lock().unwrap();
+        if s.is_none() {
+            *s = Some(reason);
+        }
+        self.changed.notify_all();
+        self.resumed.notify_all();
+    }
+
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for a stop.
+    pub fn wait(&self, timeout: Duration) -> Option<StopReason> {
+        let s = self.stop.lock().unwrap();
+        let (s, _) = self.changed.wait_timeout_while(s, timeout, |s| s.is_none()).unwrap();
+        s.clone()
+    }
+
+    pub fn set_running(&self, running: bool) {
+        *self.running.lock().unwrap() = running;
+        self.resumed.notify_all();
+    }
+
+    fn wait_until_running(&self) {
+        let r = self.running.lock().unwrap();
+        let _r = self.resumed.wait_while(r, |r| !*r && self.stop.lock().unwrap().is_none()).unwrap();
+    }
+}
+
+impl VmControl for RunControl {
+    fn request(&self, request: VmRequest) {
+        self.stop(match request {
+            VmRequest::PowerOff => StopReason::PowerOff,
+            VmRequest::Reset => StopReason::Reset,
+            VmRequest::DebugExit(code) => StopReason::DebugExit(code),
+        });
+    }
+}
+
+pub struct KvmVm {
+    vm: Arc<VmFd>,
+    kvm: Kvm,
+    ram: Arc<GuestRam>,
+    /// Firmware ROM mappings (kept alive while KVM maps them).
+    _roms: Vec<MmapRegion>,
+    next_slot: u32,
+    /// Memory slots of guest RAM: (slot, guest address, size, host address).
+    ram_slots: Vec<(u32, u64, u64, u64)>,
+}
+
+impl KvmVm {
+    pub fn new(ram: Arc<GuestRam>) -> Result<Self, String> {
+        let kvm = Kvm::new().map_err(|e| format!("cannot open /dev/kvm: {e} (is the kvm module loaded and /dev/kvm accessible?)"))?;
+        let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
+        vm.set_tss_address(KVM_TSS_ADDRESS).map_err(|e| format!("KVM_SET_TSS_ADDR: {e}"))?;
+        vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDRESS).map_err(|e| format!("KVM_SET_IDENTITY_MAP_ADDR: {e}"))?;
+        vm.create_irq_chip().map_err(|e| format!("KVM_CREATE_IRQCHIP: {e}"))?;
+        let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
+        vm.create_pit2(pit).map_err(|e| format!("KVM_CREATE_PIT2: {e}"))?;
+        let mut this = KvmVm { vm: Arc::new(vm), kvm, ram, _roms: Vec::new(), next_slot: 0, ram_slots: Vec::new() };
+        let regions: Vec<(u64, u64, u64)> = this
+            .ram
+            .iter()
+            .map(|r| (r.start_addr().0, r.len(), r.get_host_address(vm_memory::MemoryRegionAddress(0)).map(|p| p as u64).unwrap_or(0)))
+            .collect();
+        for (gpa, len, host) in regions {
+            let slot = this.map(gpa, len, host, 0)?;
+            this.ram_slots.push((slot, gpa, len, host));
+        }
+        Ok(this)
+    }
+
+    pub fn vm(&self) -> Arc<VmFd> {
+        self.vm.clone()
+    }
+
+    fn map(&mut self, gpa: u64, len: u64, host: u64, flags: u32) -> Result<u32, String> {
+        let slot = self.next_slot;
+        let region = kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: len, userspace_addr: host };
+        // SAFETY: `host..host+len` is a live mapping owned by `self.ram` or `self._roms`, both kept
+        // alive as long as the VM (and so the memory slot) exists.
+        unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| format!("KVM_SET_USER_MEMORY_REGION {gpa:#x}+{len:#x}: {e}"))?;
+        self.next_slot += 1;
+        Ok(slot)
+    }
+
+    /// Maps a read-only firmware image at `gpa`; guest writes to it become MMIO exits the bus drops.
+    pub fn map_rom(&mut self, gpa: u64, image: &[u8]) -> Result<(), String> {
+        let len = image.len().next_multiple_of(4096);
+        let rom = MmapRegion::new(len).map_err(|e| format!("cannot allocate {len} bytes for a ROM: {e}"))?;
+        // MmapRegion gives us a fresh anonymous mapping; fill it through a VolatileSlice.
+        use vm_memory::VolatileMemory;
+        rom.get_slice(0, image.len()).map_err(|e| e.to_string())?.copy_from(image);
+        let host = rom.as_ptr() as u64;
+        self._roms.push(rom);
+        self.map(gpa, len as u64, host, KVM_MEM_READONLY)?;
+        Ok(())
+    }
+
+    /// Turns KVM's dirty-page logging on or off for all of guest RAM (live migration).
+    pub fn set_dirty_logging(&self, on: bool) -> Result<(), String> {
+        for &(slot, gpa, len, host) in &self.ram_slots {
+            let flags = if on { KVM_MEM_LOG_DIRTY_PAGES } else { 0 };
+            let region = kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: len, userspace_addr: host };
+            // SAFETY: the same live RAM mapping as when the slot was created; only the flags change.
+            unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| format!("KVM dirty logging on slot {slot}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Pages the vCPUs wrote since the last call: (region start, bitmap words).
+    pub fn take_vcpu_dirty_bitmaps(&self) -> Result<Vec<(u64, Vec<u64>)>, String> {
+        self.ram_slots
+            .iter()
+            .map(|&(slot, gpa, len, _)| self.vm.get_dirty_log(slot, len as usize).map(|b| (gpa, b)).map_err(|e| format!("KVM_GET_DIRTY_LOG: {e}")))
+            .collect()
+    }
+
+    /// Creates the vCPUs, runs them until the machine stops, and returns why it stopped.
+    pub fn run(&self, machine: &Machine, control: Arc<RunControl>, boot: CpuStart, cpus: u8) -> Result<StopReason, MachineError> {
+        extern "C" fn kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+        register_signal_handler(SIGRTMIN(), kick).map_err(|e| MachineError(format!("cannot install the vCPU kick signal: {e}")))?;
+        let base_cpuid = self
+            .kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|e| MachineError(format!("KVM_GET_SUPPORTED_CPUID: {e}")))?;
+        let mut vcpus = Vec::new();
+        for i in 0..cpus {
+            let vcpu = self.vm.create_vcpu(i as u64).map_err(|e| MachineError(format!("KVM_CREATE_VCPU {i}: {e}")))?;
+            let start = if i == 0 { boot.clone() } else { CpuStart::Reset };
+            cpu::setup(&vcpu, &cpu::cpuid_for(&base_cpuid, i, cpus), &start).map_err(|e| MachineError(format!("vCPU {i}: {e}")))?;
+            vcpus.push(vcpu);
+        }
+        let exiting = Arc::new(AtomicBool::new(false));
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        for (i, vcpu) in vcpus.into_iter().enumerate() {
+            let bus = machine.bus.clone();
+            let control = control.clone();
+            let exiting = exiting.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("vcpu{i}"))
+                .spawn(move || vcpu_loop(i, vcpu, &bus, &control, &exiting))
+                .map_err(|e| MachineError(format!("cannot start vCPU thread {i}: {e}")))?;
+            threads.push(t);
+        }
+        let reason = loop {
+            if let Some(r) = control.wait(Duration::from_millis(100)) {
+                break r;
+            }
+            if crate::signals::termination_requested() {
+                control.stop(StopReason::Signal);
+            }
+        };
+        exiting.store(true, Ordering::SeqCst);
+        // A vCPU blocked in KVM_RUN (e.g. halted) leaves it only when signalled; keep kicking
+        // until every thread has noticed, since a kick that lands before KVM_RUN is lost.
+        while threads.iter().any(|t| !t.is_finished()) {
+            for t in threads.iter().filter(|t| !t.is_finished()) {
+                let _ = t.kill(SIGRTMIN());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+        Ok(reason)
+    }
+}
+
+impl Platform for KvmVm {}
+
+fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control: &RunControl, exiting: &AtomicBool) {
+    control.wait_until_running();
+    while !exiting.load(Ordering::SeqCst) {
+        match vcpu.run() {
+            Ok(exit) => match exit {
+                VcpuExit::IoIn(port, data) => bus.pio_read(port, data),
+                VcpuExit::IoOut(port, data) => bus.pio_write(port, data),
+                VcpuExit::MmioRead(addr, data) => bus.mmio_read(addr, data),
+                VcpuExit::MmioWrite(addr, data) => bus.mmio_write(addr, data),
+                VcpuExit::Shutdown => {
+                    // A triple fault: the PC resets.
+                    log::info!("vCPU {index}: triple fault, resetting");
+                    control.stop(StopReason::Reset);
+                }
+                VcpuExit::SystemEvent(kind, _) => match kind {
+                    kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN => control.stop(StopReason::PowerOff),
+                    kvm_bindings::KVM_SYSTEM_EVENT_RESET => control.stop(StopReason::Reset),
+                    other => control.stop(StopReason::Error(format!("vCPU {index}: KVM system event {other}"))),
+                },
+                VcpuExit::Hlt => {
+                    // With the in-kernel LAPIC, HLT only exits when the vCPU can never wake.
+                    control.stop(StopReason::Error(format!("vCPU {index} halted with interrupts disabled")));
+                }
+                VcpuExit::Intr => {}
+                VcpuExit::FailEntry(reason, cpu) => {
+                    control.stop(StopReason::Error(format!("vCPU {index}: KVM entry failed, reason {reason:#x} on cpu {cpu}")))
+                }
+                VcpuExit::InternalError => {
+                    let regs = vcpu.get_regs().map(|r| format!("rip={:#x}", r.rip)).unwrap_or_default();
+                    control.stop(StopReason::Error(format!("vCPU {index}: KVM internal error (emulation failure) {regs}")))
+                }
+                other => {
+                    control.stop(StopReason::Error(format!("vCPU {index}: unexpected KVM exit {other:?}")));
+                }
+            },
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                vcpu.set_kvm_immediate_exit(0);
+            }
+            Err(e) => control.stop(StopReason::Error(format!("vCPU {index}: KVM_RUN: {e}"))),
+        }
+    }
+}
+
+/// Copies a firmware image into place: the whole image as ROM ending at 4 GiB, and its last
+/// 128 KiB into the legacy BIOS area 0xe0000-0xfffff (RAM, so the BIOS can shadow itself), as a
+/// PC chipset aliases it.
+pub fn load_bios(vm: &mut KvmVm, ram: &GuestRam, image: &[u8]) -> Result<(), String> {
+    use vm_memory::Bytes;
+    if image.is_empty() || image.len() % 0x10000 != 0 || image.len() > 16 << 20 {
+        return Err(format!("a BIOS image must be a multiple of 64 KiB and at most 16 MiB (this one is {} bytes)", image.len()));
+    }
+    vm.map_rom((1u64 << 32) - image.len() as u64, image)?;
+    let low = &image[image.len().saturating_sub(0x20000)..];
+    ram.write_slice(low, GuestAddress(0x10_0000 - low.len() as u64)).map_err(|e| format!("cannot copy the BIOS below 1 MiB: {e}"))
+}

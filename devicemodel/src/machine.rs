@@ -1,0 +1,237 @@
+//! Machine assembly: the i440FX/PIIX3 PC that Xen's hvmloader and Linux expect, built from the
+//! hypervisor-agnostic devices, plus the KVM run loop around it.
+
+use std::fmt;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use devices::bus::{AddressSpace, IoBus, SharedBusDevice};
+use devices::chipset::{i440fx::I440fx, piix3::Piix3, piix4_pm};
+use devices::clock::{Clock, HostClock};
+use devices::interrupt::InterruptLine;
+use devices::legacy::{cmos::Cmos, debug_port, i8042::I8042, reset, serial::Serial};
+use devices::pci::PciAddress;
+use devices::vm_control::VmControl;
+use vm_memory::GuestAddress;
+
+use crate::cli::{Config, SerialBackend};
+use crate::guest_ram::GuestRam;
+use crate::kvm::{cpu::CpuStart, interrupts::KvmIrqLine, KvmVm, RunControl};
+
+/// Why a guest stopped running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    PowerOff,
+    Reset,
+    DebugExit(u32),
+    /// SIGTERM, SIGINT or SIGHUP.
+    Signal,
+    Error(String),
+}
+
+#[derive(Debug)]
+pub struct MachineError(pub String);
+
+impl fmt::Display for MachineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for MachineError {
+    fn from(s: String) -> Self {
+        MachineError(s)
+    }
+}
+
+/// A hypervisor backend (KVM now, Xen next).
+pub trait Platform {}
+
+/// ISA IRQs of the PC (fixed by the hardware, and by our DSDT and hvmloader's).
+pub mod irq {
+    pub const KEYBOARD: u32 = 1;
+    pub const COM2_COM4: u32 = 3;
+    pub const COM1_COM3: u32 = 4;
+    pub const RTC: u32 = 8;
+    pub const MOUSE: u32 = 12;
+}
+
+const COM_PORTS: [(u16, u32); 4] = [(0x3f8, irq::COM1_COM3), (0x2f8, irq::COM2_COM4), (0x3e8, irq::COM1_COM3), (0x2e8, irq::COM2_COM4)];
+
+/// The assembled machine: its dispatch bus and the devices the host side feeds.
+pub struct Machine {
+    pub bus: Arc<IoBus>,
+    /// COM ports, in order, for host-to-guest input.
+    pub serials: Vec<Arc<Mutex<Serial>>>,
+    pub cmos: Arc<Mutex<Cmos>>,
+}
+
+fn shared<T: devices::bus::BusDevice + 'static>(d: T) -> Arc<Mutex<T>> {
+    Arc::new(Mutex::new(d))
+}
+
+fn insert(bus: &IoBus, base: u64, len: u64, name: &str, dev: SharedBusDevice) -> Result<(), MachineError> {
+    bus.insert(AddressSpace::Io, base, len, name, dev).map_err(|e| MachineError(format!("machine assembly: {e}")))
+}
+
+fn serial_output(backend: &SerialBackend) -> Result<Box<dyn std::io::Write + Send>, MachineError> {
+    Ok(match backend {
+        SerialBackend::Stdio => Box::new(std::io::stdout()),
+        SerialBackend::Null => Box::new(std::io::sink()),
+        SerialBackend::File(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| MachineError(format!("-serial file:{}: {e}", p.display())))?,
+        ),
+    })
+}
+
+impl Machine {
+    pub fn build(
+        cfg: &Config,
+        irq_line: &dyn Fn(u32) -> Arc<dyn InterruptLine>,
+        control: Arc<dyn VmControl>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Machine, MachineError> {
+        let bus = Arc::new(IoBus::new());
+
+        // PCI functions (PCI 3.0; slot layout as qemu-xen's xenfv/pc machines).
+        let pci_err = |e: String| MachineError(format!("machine assembly: {e}"));
+        bus.add_pci_device(PciAddress::new(0, 0, 0), Arc::new(Mutex::new(I440fx::new()))).map_err(pci_err)?;
+        bus.add_pci_device(PciAddress::new(0, 1, 0), Arc::new(Mutex::new(Piix3::new()))).map_err(pci_err)?;
+        let (pm_function, pm_io) = piix4_pm::new(irq_line(piix4_pm::SCI_IRQ as u32), control.clone(), clock.clone());
+        bus.add_pci_device(PciAddress::new(0, 1, 3), pm_function).map_err(pci_err)?;
+        insert(&bus, piix4_pm::PM_BASE as u64, piix4_pm::PM_IO_LEN as u64, "piix4-pm", pm_io.clone())?;
+        let apm = shared(piix4_pm::ApmControl::new(pm_io));
+        insert(&bus, piix4_pm::SMI_CMD_PORT as u64, 2, "apm", apm)?;
+
+        // ISA devices.
+        let cmos = shared(Cmos::new(clock.clone(), irq_line(irq::RTC)));
+        {
+            let mut c = cmos.lock().unwrap();
+            let below_4g = cfg.mem_size.min(firmware::layout::PCI_HOLE_START);
+            c.set_memory_size(below_4g, cfg.mem_size - below_4g);
+            c.set_boot_order(&cfg.boot_order);
+            c.set_cpu_count(cfg.cpus);
+        }
+        insert(&bus, 0x70, 2, "cmos", cmos.clone())?;
+        let i8042 = shared(I8042::new(irq_line(irq::KEYBOARD), irq_line(irq::MOUSE), control.clone()));
+        insert(&bus, 0x60, 1, "i8042-data", i8042.clone())?;
+        insert(&bus, 0x64, 1, "i8042-cmd", i8042)?;
+        insert(&bus, 0x92, 1, "port92", shared(reset::Port92::new(control.clone())))?;
+        insert(&bus, 0xcf9, 1, "reset-control", shared(reset::ResetControl::new(control.clone())))?;
+        insert(&bus, 0xe9, 1, "debug-console", shared(debug_port::DebugConsole::new()))?;
+        if let Some(de) = &cfg.debug_exit {
+            insert(&bus, de.iobase as u64, de.iosize as u64, "isa-debug-exit", shared(debug_port::DebugExit::new(control.clone())))?;
+        }
+        let mut serials = Vec::new();
+        for (i, backend) in cfg.serials.iter().enumerate() {
+            let (base, irq) = COM_PORTS[i];
+            let s = shared(Serial::new(irq_line(irq), serial_output(backend)?));
+            insert(&bus, base as u64, 8, &format!("com{}", i + 1), s.clone())?;
+            serials.push(s);
+        }
+        Ok(Machine { bus, serials, cmos })
+    }
+}
+
+/// The serial port that host stdin feeds (COM1 when it is on stdio). One reader thread serves
+/// every boot of the process, so a guest reboot just swaps the target.
+static STDIN_TARGET: Mutex<Option<Arc<Mutex<Serial>>>> = Mutex::new(None);
+
+fn start_stdin_reader() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new().name("stdin".into()).spawn(|| {
+            let mut buf = [0u8; 64];
+            let mut stdin = std::io::stdin();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Some(s) = STDIN_TARGET.lock().unwrap().as_ref() {
+                    s.lock().unwrap().enqueue_input(&buf[..n]);
+                }
+            }
+        });
+    });
+}
+
+/// Guest RAM regions: firmware's layout minus the legacy VGA window 0xa0000-0xbffff, which is
+/// MMIO on a PC.
+fn ram_ranges(mem_size: u64) -> Vec<(GuestAddress, usize)> {
+    const VGA_START: u64 = 0xa_0000;
+    const VGA_END: u64 = 0xc_0000;
+    let mut out = Vec::new();
+    for (gpa, len) in firmware::layout::ram_regions(mem_size) {
+        let end = gpa + len;
+        if gpa < VGA_END && end > VGA_START {
+            if gpa < VGA_START {
+                out.push((GuestAddress(gpa), (VGA_START - gpa) as usize));
+            }
+            if end > VGA_END {
+                out.push((GuestAddress(VGA_END), (end - VGA_END) as usize));
+            }
+        } else {
+            out.push((GuestAddress(gpa), len as usize));
+        }
+    }
+    out
+}
+
+/// Builds the machine on KVM, boots it, and runs it until it stops.
+pub fn run_on_kvm(cfg: &Config) -> Result<StopReason, MachineError> {
+    let ram = Arc::new(GuestRam::from_ranges(&ram_ranges(cfg.mem_size)).map_err(|e| MachineError(format!("cannot allocate {} MiB of guest RAM: {e}", cfg.mem_size >> 20)))?);
+    let mut vm = KvmVm::new(ram.clone())?;
+    let control = Arc::new(RunControl::new(!cfg.start_paused));
+    if cfg.start_paused {
+        log::warn!("-S: the guest waits for a QMP 'cont'");
+    }
+    let vmfd = vm.vm();
+    let irq_line = move |gsi: u32| -> Arc<dyn InterruptLine> { Arc::new(KvmIrqLine::new(vmfd.clone(), gsi)) };
+    let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
+    let machine = Machine::build(cfg, &irq_line, control.clone(), clock)?;
+
+    let boot = if let Some(kernel_path) = &cfg.kernel {
+        let acpi = firmware::acpi::AcpiConfig { cpus: cfg.cpus, ..Default::default() };
+        let rsdp = firmware::acpi::write_acpi_tables(&ram, &acpi).map_err(|e| MachineError(format!("ACPI tables: {e}")))?;
+        let mut kernel = std::fs::File::open(kernel_path).map_err(|e| MachineError(format!("-kernel {}: {e}", kernel_path.display())))?;
+        let mut initrd = match &cfg.initrd {
+            Some(p) => Some(std::fs::File::open(p).map_err(|e| MachineError(format!("-initrd {}: {e}", p.display())))?),
+            None => None,
+        };
+        let state = firmware::linux::load_linux(&ram, &mut kernel, initrd.as_mut(), &cfg.append, cfg.mem_size, rsdp)
+            .map_err(|e| MachineError(format!("-kernel {}: {e}", kernel_path.display())))?;
+        CpuStart::Boot(Box::new(state))
+    } else if let Some(bios_path) = &cfg.bios {
+        let image = std::fs::read(bios_path).map_err(|e| MachineError(format!("-bios {}: {e}", bios_path.display())))?;
+        crate::kvm::load_bios(&mut vm, &ram, &image).map_err(|e| MachineError(format!("-bios {}: {e}", bios_path.display())))?;
+        CpuStart::Reset
+    } else {
+        return Err(MachineError("nothing to boot".into()));
+    };
+
+    if cfg.serials.first() == Some(&SerialBackend::Stdio) {
+        *STDIN_TARGET.lock().unwrap() = machine.serials.first().cloned();
+        start_stdin_reader();
+    }
+    let cmos = machine.cmos.clone();
+    let ticker_control = control.clone();
+    // The RTC's periodic, alarm and update-ended interrupts are delivered from this thread.
+    let ticker = std::thread::Builder::new()
+        .name("rtc".into())
+        .spawn(move || {
+            while ticker_control.stop_reason().is_none() {
+                cmos.lock().unwrap().poll();
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+        .map_err(|e| MachineError(format!("cannot start the RTC thread: {e}")))?;
+    let reason = vm.run(&machine, control.clone(), boot, cfg.cpus);
+    control.stop(StopReason::Signal);
+    let _ = ticker.join();
+    *STDIN_TARGET.lock().unwrap() = None;
+    reason
+}
