@@ -1,0 +1,3 @@
+echo "L3-POWEROFF"
+poweroff -f
+echo "L3-STILL-RUNNING"

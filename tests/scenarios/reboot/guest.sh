@@ -1,0 +1,3 @@
+echo "L3-BOOTED"
+reboot -f
+echo "L3-STILL-RUNNING"

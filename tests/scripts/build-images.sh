@@ -1,0 +1,133 @@
+#!/bin/bash
+# Builds everything the nested suite boots, into $OUT (default target/nested):
+#   $OUT/devicemodel          our static device model (musl; or gnu + crt-static)
+#   $OUT/l2-base.cpio         L2 initramfs: busybox, kvm modules, devicemodel, L3 vmlinux, /init
+#   $OUT/l2-qemu.cpio         overlay with the host qemu-system-x86_64, its libs and firmware
+#                             (appended only when a run needs QEMU as device model)
+#   $OUT/scen/<name>/initrd.cpio   per-scenario L3 initramfs (busybox + /init + guest.sh + modules)
+# Usage: build-images.sh SCENARIO_DIR...     (needs setup.sh to have run; reads its setup.env)
+# All archives are uncompressed newc cpio: unpacking a compressed initramfs under TCG is slow.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+T=$ROOT/tests
+OUT=${NESTED_OUT:-$ROOT/target/nested}
+CACHE=${NESTED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/devicemodel-tests}
+. "$CACHE/setup.env"
+mkdir -p "$OUT"
+log() { echo "build: $*" >&2; }
+mkcpio() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) > "$2.tmp" && mv "$2.tmp" "$2"; }
+BUSYBOX=/bin/busybox
+
+# ---------- our device model, static ----------
+build_dm() {
+  cd "$ROOT"
+  # Own target dir: this may run from inside `cargo test`, which holds the lock on target/.
+  export CARGO_TARGET_DIR=${NESTED_CARGO_TARGET:-$ROOT/target/nested-cargo}
+  local bin
+  if [ -z "${NESTED_NO_MUSL:-}" ] && { rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+       || rustup target add x86_64-unknown-linux-musl >&2; }; then
+    cargo build --release -p devicemodel --target x86_64-unknown-linux-musl >&2
+    bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/devicemodel
+  else
+    log "musl target unavailable; building gnu with crt-static"
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+      cargo build --release -p devicemodel --target x86_64-unknown-linux-gnu >&2
+    bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/devicemodel
+  fi
+  if ! file -b "$bin" | grep -Eq 'static(ally|-pie)? linked|static-pie'; then
+    log "warning: $bin is not statically linked: $(file -b "$bin")"
+  fi
+  cp "$bin" "$OUT/devicemodel"
+}
+
+# Kernel modules NAME... -> module paths in load order (dependencies first), from the
+# depends= field of each .ko (the extracted deb has no modules.dep).
+resolve_modules() {
+  python3 - "$KMOD" "$@" <<'PY'
+import os, sys, re
+kmod, names = sys.argv[1], sys.argv[2:]
+index = {}
+for d, _, files in os.walk(kmod):
+    for f in files:
+        if f.endswith('.ko'):
+            index[f[:-3].replace('-', '_')] = os.path.join(d, f)
+order, seen = [], set()
+def deps(path):
+    data = open(path, 'rb').read()
+    m = re.search(rb'\x00depends=([^\x00]*)', b'\x00' + data)
+    return [x for x in m.group(1).decode().split(',') if x] if m else []
+def visit(n):
+    n = n.replace('-', '_')
+    if n in seen: return
+    seen.add(n)
+    if n not in index: sys.exit("module %s not found under %s" % (n, kmod))
+    for d in deps(index[n]): visit(d)
+    order.append(index[n])
+for n in names: visit(n)
+print("\n".join(order))
+PY
+}
+
+# ---------- L2 base ----------
+build_l2_base() {
+  local R=$OUT/l2-base
+  rm -rf "$R" && mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,run,mods,l3,etc}
+  cp $BUSYBOX "$R/bin/busybox"
+  for a in $($BUSYBOX --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"; done
+  resolve_modules kvm_amd > "$OUT/l2-modules.txt"
+  while read -r m; do cp "$m" "$R/mods/"; basename "$m" .ko; done < "$OUT/l2-modules.txt" > "$R/mods/order"
+  if [ -f "$OUT/devicemodel" ]; then cp "$OUT/devicemodel" "$R/bin/devicemodel"; fi
+  cp "$VMLINUX" "$R/l3/vmlinux"
+  cp "$T/l2/init" "$R/init"; cp "$T/l2/harness.sh" "$R/bin/harness.sh"; chmod +x "$R/init"
+  mkcpio "$R" "$OUT/l2-base.cpio"
+}
+
+# ---------- L2 QEMU overlay ----------
+build_l2_qemu() {
+  local R=$OUT/l2-qemu Q
+  Q=$(command -v qemu-system-x86_64)
+  rm -rf "$R" && mkdir -p "$R/usr/bin" "$R/usr/share/qemu" "$R/usr/share/seabios"
+  cp "$Q" "$R/usr/bin/qemu-system-x86_64"
+  for l in $(ldd "$Q" | grep -o '/[^ ]*'); do mkdir -p "$R$(dirname "$l")"; cp -L "$l" "$R$l"; done
+  # firmware search path is <bindir>/../share/{qemu,seabios}; -M pc with -kernel needs SeaBIOS + linuxboot/pvh ROMs
+  cp /usr/share/seabios/bios-256k.bin "$R/usr/share/seabios/"
+  for f in linuxboot_dma.bin linuxboot.bin pvh.bin kvmvapic.bin multiboot.bin multiboot_dma.bin; do
+    cp "/usr/share/qemu/$f" "$R/usr/share/qemu/"
+  done
+  mkcpio "$R" "$OUT/l2-qemu.cpio"
+}
+
+# ---------- per-scenario L3 initramfs ----------
+build_l3() {
+  local S=$1 name R modules=""
+  name=$(basename "$S")
+  R=$OUT/scen/$name/l3
+  rm -rf "$R" && mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,mods}
+  cp $BUSYBOX "$R/bin/busybox"
+  for a in $($BUSYBOX --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"; done
+  cp "$T/l3/init" "$R/init"; chmod +x "$R/init"
+  cp "$S/guest.sh" "$R/guest.sh"
+  if [ -f "$S/options" ]; then modules=$(sed -n 's/^modules=["]\{0,1\}\([^"]*\)["]\{0,1\}$/\1/p' "$S/options"); fi
+  : > "$R/mods/order"
+  if [ -n "$modules" ]; then
+    # shellcheck disable=SC2086
+    resolve_modules $modules | while read -r m; do cp "$m" "$R/mods/"; basename "$m" .ko; done > "$R/mods/order"
+  fi
+  mkcpio "$R" "$OUT/scen/$name/initrd.cpio"
+}
+
+SECONDS=0
+if ! (build_dm); then
+  # With DM=qemu the suite can still run (comparisons, validating scenarios); with ours it cannot.
+  [ "${NESTED_DM:-ours}" = qemu ] || { log "building devicemodel failed"; exit 1; }
+  log "warning: building devicemodel failed; DM=qemu, so continuing without it"
+  rm -f "$OUT/devicemodel"
+fi
+build_l2_base
+if [ "${NESTED_WITH_QEMU:-1}" = 1 ]; then build_l2_qemu; fi
+rm -rf "$OUT/scen"; mkdir -p "$OUT/scen"
+for s in "$@"; do
+  mkdir -p "$OUT/scen/$(basename "$s")"
+  if [ -f "$s/guest.sh" ]; then build_l3 "$s"; fi
+done
+log "images ready in $OUT ($(du -sh "$OUT/l2-base.cpio" | cut -f1) base$( [ -f "$OUT/l2-qemu.cpio" ] && echo " + $(du -sh "$OUT/l2-qemu.cpio" | cut -f1) qemu"), ${SECONDS}s)"
