@@ -1,0 +1,609 @@
+//! The 8042 PS/2 controller with an AT keyboard behind it: data port 0x60, status/command 0x64.
+//!
+//! References: IBM PC/AT Technical Reference (keyboard controller), the "8042" command set as
+//! documented by QEMU `hw/input/pckbd.c` and Linux `drivers/input/serio/i8042.h`. The auxiliary
+//! (mouse) interface exists in the controller but no mouse is plugged in: the controller's own aux
+//! commands work (0xa7/0xa8/0xa9 and the 0xd3 loopback, which Linux uses to probe the port and
+//! its IRQ), while bytes sent to the mouse (0xd4) time out, the way a controller with an empty
+//! mouse socket answers. Linux then finds no mouse quickly and the keyboard works.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::bus::BusDevice;
+use crate::interrupt::InterruptLine;
+use crate::vm_control::{VmControl, VmRequest};
+
+use super::{read_bytes, write_bytes};
+
+pub const DATA_PORT: u64 = 0x60;
+pub const COMMAND_PORT: u64 = 0x64;
+/// ISA IRQ of the keyboard and of the auxiliary (mouse) port.
+pub const KEYBOARD_IRQ: u32 = 1;
+pub const AUX_IRQ: u32 = 12;
+
+// Status register (read at 0x64).
+const STS_OBF: u8 = 1 << 0; // output buffer full
+const STS_SYS: u8 = 1 << 2; // system flag (set after a successful self-test)
+const STS_A2: u8 = 1 << 3; // last write was to the command port
+const STS_UNLOCKED: u8 = 1 << 4; // keyboard not inhibited by the key lock
+const STS_AUX_OBF: u8 = 1 << 5; // the byte in the output buffer came from the aux port
+const STS_TIMEOUT: u8 = 1 << 6;
+
+// Command byte ("controller configuration byte", RAM location 0).
+const CTR_KBD_INT: u8 = 1 << 0;
+const CTR_AUX_INT: u8 = 1 << 1;
+const CTR_SYS: u8 = 1 << 2;
+const CTR_KBD_DISABLE: u8 = 1 << 4;
+const CTR_AUX_DISABLE: u8 = 1 << 5;
+const CTR_TRANSLATE: u8 = 1 << 6;
+
+// Output port (0xd0/0xd1).
+const OUT_RESET: u8 = 1 << 0; // 0 = hold the CPU in reset
+const OUT_A20: u8 = 1 << 1;
+const OUT_KBD_OBF: u8 = 1 << 4;
+const OUT_AUX_OBF: u8 = 1 << 5;
+
+// Keyboard replies.
+const KBD_ACK: u8 = 0xfa;
+const KBD_RESEND: u8 = 0xfe;
+const KBD_BAT_OK: u8 = 0xaa;
+const KBD_ECHO: u8 = 0xee;
+
+/// Controller replies and keyboard replies are small; a guest cannot queue more than this many.
+const MAX_REPLIES: usize = 16;
+/// Host-injected scancodes waiting for the guest.
+const MAX_SCANCODES: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Controller,
+    Keyboard,
+    /// From the aux port; `timeout` marks "no device answered".
+    Aux { timeout: bool },
+}
+
+/// What the next byte written to port 0x60 is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DataTarget {
+    Keyboard,
+    /// A controller command that takes an argument (0x60-0x7f, 0xd1-0xd4).
+    ControllerArg(u8),
+}
+
+/// A keyboard command waiting for its argument byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyboardArg {
+    Leds,
+    ScancodeSet,
+    Typematic,
+}
+
+pub struct I8042 {
+    /// The 32 bytes of controller RAM; byte 0 is the command byte.
+    ram: [u8; 32],
+    status_sys: bool,
+    last_write_was_command: bool,
+    output_port: u8,
+    /// The output buffer (what port 0x60 reads) and where its byte came from.
+    output: Option<(u8, Source)>,
+    last_output: u8,
+    replies: VecDeque<(u8, Source)>,
+    data_target: DataTarget,
+    // Keyboard state.
+    keyboard_arg: Option<KeyboardArg>,
+    scanning: bool,
+    scancode_set: u8,
+    leds: u8,
+    scancodes: VecDeque<u8>,
+    kbd_irq: Arc<dyn InterruptLine>,
+    aux_irq: Arc<dyn InterruptLine>,
+    vm: Arc<dyn VmControl>,
+}
+
+impl I8042 {
+    /// `kbd_irq` is ISA IRQ 1, `aux_irq` ISA IRQ 12 (Linux checks that the aux loopback raises
+    /// it); `vm` receives reset requests (command 0xfe, output port bit 0).
+    pub fn new(kbd_irq: Arc<dyn InterruptLine>, aux_irq: Arc<dyn InterruptLine>, vm: Arc<dyn VmControl>) -> Self {
+        let mut dev = I8042 {
+            ram: [0; 32],
+            status_sys: false,
+            last_write_was_command: false,
+            output_port: 0,
+            output: None,
+            last_output: 0,
+            replies: VecDeque::new(),
+            data_target: DataTarget::Keyboard,
+            keyboard_arg: None,
+            scanning: true,
+            scancode_set: 2,
+            leds: 0,
+            scancodes: VecDeque::new(),
+            kbd_irq,
+            aux_irq,
+            vm,
+        };
+        dev.reset();
+        dev
+    }
+
+    /// Power-on state, for a machine reset. Queued host scancodes are dropped.
+    pub fn reset(&mut self) {
+        self.ram = [0; 32];
+        // Interrupts on, translation on: the state firmware leaves it in.
+        self.ram[0] = CTR_KBD_INT | CTR_AUX_INT | CTR_TRANSLATE;
+        self.status_sys = false;
+        self.last_write_was_command = false;
+        self.output_port = OUT_RESET | OUT_A20;
+        self.output = None;
+        self.replies.clear();
+        self.data_target = DataTarget::Keyboard;
+        self.reset_keyboard();
+        self.scancodes.clear();
+    }
+
+    fn reset_keyboard(&mut self) {
+        self.keyboard_arg = None;
+        self.scanning = true;
+        self.scancode_set = 2;
+        self.leds = 0;
+    }
+
+    /// Queues scancodes from the host keyboard (bytes exactly as the guest reads them from port
+    /// 0x60, i.e. set 1 when the command byte's translate bit is set, as BIOSes and Linux leave
+    /// it). Returns how many were accepted; the queue holds `MAX_SCANCODES` bytes.
+    pub fn push_scancodes(&mut self, codes: &[u8]) -> usize {
+        let room = MAX_SCANCODES.saturating_sub(self.scancodes.len());
+        let n = codes.len().min(room);
+        self.scancodes.extend(&codes[..n]);
+        self.refill();
+        n
+    }
+
+    /// The keyboard LEDs the guest last set (bit 0 scroll, 1 num, 2 caps lock).
+    pub fn leds(&self) -> u8 {
+        self.leds
+    }
+
+    /// Whether the guest has enabled A20 through the output port.
+    pub fn a20_enabled(&self) -> bool {
+        self.output_port & OUT_A20 != 0
+    }
+
+    fn ctr(&self) -> u8 {
+        self.ram[0]
+    }
+
+    fn status(&self) -> u8 {
+        let mut s = STS_UNLOCKED;
+        if self.status_sys {
+            s |= STS_SYS;
+        }
+        if self.last_write_was_command {
+            s |= STS_A2;
+        }
+        match self.output {
+            Some((_, Source::Aux { timeout })) => {
+                s |= STS_OBF | STS_AUX_OBF;
+                if timeout {
+                    s |= STS_TIMEOUT;
+                }
+            }
+            Some(_) => s |= STS_OBF,
+            None => {}
+        }
+        s
+    }
+
+    fn reply(&mut self, byte: u8, source: Source) {
+        if self.replies.len() < MAX_REPLIES {
+            self.replies.push_back((byte, source));
+        }
+        self.refill();
+    }
+
+    /// Moves the next byte into an empty output buffer and raises its interrupt. Keyboard bytes
+    /// wait while the keyboard interface is disabled (command byte bit 4); host scancodes also
+    /// wait while the keyboard has scanning disabled (0xf5).
+    fn refill(&mut self) {
+        if self.output.is_some() {
+            return;
+        }
+        let kbd_enabled = self.ctr() & CTR_KBD_DISABLE == 0;
+        let next = match self.replies.front() {
+            Some(&(_, Source::Keyboard)) if !kbd_enabled => None,
+            Some(_) => self.replies.pop_front(),
+            None if kbd_enabled && self.scanning => self.scancodes.pop_front().map(|b| (b, Source::Keyboard)),
+            None => None,
+        };
+        if let Some(entry) = next {
+            self.output = Some(entry);
+            self.raise_irq();
+        }
+    }
+
+    /// The controller drives IRQ 1 (keyboard) or IRQ 12 (aux) while its output buffer is full and
+    /// the matching command byte bit is set; ISA IRQs are edges, so we pulse when that starts.
+    fn raise_irq(&self) {
+        match self.output {
+            Some((_, Source::Aux { .. })) if self.ctr() & CTR_AUX_INT != 0 => self.aux_irq.pulse(),
+            Some((_, Source::Aux { .. })) => {}
+            Some(_) if self.ctr() & CTR_KBD_INT != 0 => self.kbd_irq.pulse(),
+            _ => {}
+        }
+    }
+
+    fn read_data(&mut self) -> u8 {
+        if let Some((byte, _)) = self.output.take() {
+            self.last_output = byte;
+        }
+        self.refill();
+        // An empty buffer reads its stale contents, as the hardware does.
+        self.last_output
+    }
+
+    fn write_command(&mut self, cmd: u8) {
+        self.last_write_was_command = true;
+        self.data_target = DataTarget::Keyboard;
+        match cmd {
+            // Read controller RAM (0x20 = command byte).
+            0x20..=0x3f => self.reply(self.ram[(cmd & 0x1f) as usize], Source::Controller),
+            // Write controller RAM: the argument follows on port 0x60.
+            0x60..=0x7f | 0xd1..=0xd4 => self.data_target = DataTarget::ControllerArg(cmd),
+            0xa7 => self.ram[0] |= CTR_AUX_DISABLE,
+            0xa8 => self.ram[0] &= !CTR_AUX_DISABLE,
+            // Aux interface test: 0x00 = no error.
+            0xa9 => self.reply(0x00, Source::Controller),
+            // Controller self-test: 0x55 = passed; sets the system flag.
+            0xaa => {
+                self.status_sys = true;
+                self.reply(0x55, Source::Controller);
+            }
+            // Keyboard interface test: 0x00 = no error.
+            0xab => self.reply(0x00, Source::Controller),
+            0xad => self.ram[0] |= CTR_KBD_DISABLE,
+            0xae => {
+                self.ram[0] &= !CTR_KBD_DISABLE;
+                self.refill();
+            }
+            // Read input port: bit 7 = keyboard not inhibited.
+            0xc0 => self.reply(0x80, Source::Controller),
+            0xd0 => {
+                let mut port = self.output_port & !(OUT_KBD_OBF | OUT_AUX_OBF);
+                match self.output {
+                    Some((_, Source::Aux { .. })) => port |= OUT_AUX_OBF,
+                    Some(_) => port |= OUT_KBD_OBF,
+                    None => {}
+                }
+                self.reply(port, Source::Controller)
+            }
+            // HP-style A20 gate commands.
+            0xdd => self.output_port &= !OUT_A20,
+            0xdf => self.output_port |= OUT_A20,
+            // Read test inputs.
+            0xe0 => self.reply(0x00, Source::Controller),
+            // Pulse output lines: bits 3:0 clear select the lines to pulse; line 0 is CPU reset.
+            0xf0..=0xff => {
+                if cmd & 0x01 == 0 {
+                    log::info!("guest requested a reset through the i8042 (command {cmd:#x})");
+                    self.vm.request(VmRequest::Reset);
+                }
+            }
+            _ => crate::guest_warn!("i8042: unsupported controller command {cmd:#x}"),
+        }
+    }
+
+    fn write_data(&mut self, value: u8) {
+        self.last_write_was_command = false;
+        match std::mem::replace(&mut self.data_target, DataTarget::Keyboard) {
+            DataTarget::ControllerArg(cmd) => self.controller_arg(cmd, value),
+            DataTarget::Keyboard => {
+                // Sending to the keyboard re-enables its interface (QEMU does the same).
+                self.ram[0] &= !CTR_KBD_DISABLE;
+                self.keyboard_byte(value);
+                self.refill();
+            }
+        }
+    }
+
+    fn controller_arg(&mut self, cmd: u8, value: u8) {
+        match cmd {
+            0x60 => {
+                let enabled = value & !self.ram[0] & (CTR_KBD_INT | CTR_AUX_INT);
+                self.ram[0] = value;
+                self.status_sys = value & CTR_SYS != 0;
+                // Enabling the interrupt of a byte that is already waiting raises its line now.
+                let pending = match self.output {
+                    Some((_, Source::Aux { .. })) => CTR_AUX_INT,
+                    Some(_) => CTR_KBD_INT,
+                    None => 0,
+                };
+                if enabled & pending != 0 {
+                    self.raise_irq();
+                }
+                self.refill();
+            }
+            0x61..=0x7f => self.ram[(cmd & 0x1f) as usize] = value,
+            0xd1 => {
+                self.output_port = value;
+                if value & OUT_RESET == 0 {
+                    log::info!("guest requested a reset through the i8042 output port");
+                    self.vm.request(VmRequest::Reset);
+                }
+            }
+            // Write keyboard / aux output buffer: the byte comes back as if the device sent it.
+            0xd2 => self.reply(value, Source::Controller),
+            0xd3 => self.reply(value, Source::Aux { timeout: false }),
+            // Write to the aux device: no mouse is connected, so the transmission times out.
+            0xd4 => self.reply(KBD_RESEND, Source::Aux { timeout: true }),
+            _ => {}
+        }
+    }
+
+    fn keyboard_reply(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.replies.len() < MAX_REPLIES {
+                self.replies.push_back((b, Source::Keyboard));
+            }
+        }
+    }
+
+    /// A byte for the keyboard (IBM PS/2 keyboard command set).
+    fn keyboard_byte(&mut self, value: u8) {
+        if let Some(arg) = self.keyboard_arg.take() {
+            match arg {
+                KeyboardArg::Leds => self.leds = value & 0x07,
+                KeyboardArg::Typematic => {}
+                KeyboardArg::ScancodeSet => {
+                    if value == 0 {
+                        // Query: ACK, then the current set.
+                        self.keyboard_reply(&[KBD_ACK, self.scancode_set]);
+                        return;
+                    }
+                    if matches!(value, 1..=3) {
+                        self.scancode_set = value;
+                    }
+                }
+            }
+            self.keyboard_reply(&[KBD_ACK]);
+            return;
+        }
+        match value {
+            0xed => self.await_keyboard_arg(KeyboardArg::Leds),
+            0xee => self.keyboard_reply(&[KBD_ECHO]),
+            0xf0 => self.await_keyboard_arg(KeyboardArg::ScancodeSet),
+            0xf2 => {
+                // Identify: an MF2 keyboard is 0xab 0x83; through the controller's set 2 -> set 1
+                // translation the second byte reads 0x41 (what QEMU and real hardware return).
+                let id = if self.ctr() & CTR_TRANSLATE != 0 { 0x41 } else { 0x83 };
+                self.keyboard_reply(&[KBD_ACK, 0xab, id]);
+            }
+            0xf3 => self.await_keyboard_arg(KeyboardArg::Typematic),
+            0xf4 => {
+                self.scanning = true;
+                self.keyboard_reply(&[KBD_ACK]);
+            }
+            // Disable (scanning off, defaults restored) / set defaults.
+            0xf5 | 0xf6 => {
+                let scanning = value == 0xf6 && self.scanning;
+                self.reset_keyboard();
+                self.scanning = scanning;
+                self.keyboard_reply(&[KBD_ACK]);
+            }
+            0xf7..=0xfd => self.keyboard_reply(&[KBD_ACK]),
+            0xfe => {
+                let last = self.last_output;
+                self.keyboard_reply(&[last]);
+            }
+            0xff => {
+                self.reset_keyboard();
+                self.scancodes.clear();
+                self.keyboard_reply(&[KBD_ACK, KBD_BAT_OK]);
+            }
+            _ => self.keyboard_reply(&[KBD_RESEND]),
+        }
+    }
+
+    fn await_keyboard_arg(&mut self, arg: KeyboardArg) {
+        self.keyboard_arg = Some(arg);
+        self.keyboard_reply(&[KBD_ACK]);
+    }
+}
+
+impl BusDevice for I8042 {
+    fn read(&mut self, addr: u64, data: &mut [u8]) {
+        read_bytes(addr, data, |a| match a {
+            DATA_PORT => self.read_data(),
+            COMMAND_PORT => self.status(),
+            _ => 0xff,
+        });
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) {
+        write_bytes(addr, data, |a, v| match a {
+            DATA_PORT => self.write_data(v),
+            COMMAND_PORT => self.write_command(v),
+            _ => {}
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interrupt::RecordingLine;
+    use crate::vm_control::RecordingVmControl;
+
+    struct Rig {
+        dev: I8042,
+        kbd: Arc<RecordingLine>,
+        aux: Arc<RecordingLine>,
+        vm: Arc<RecordingVmControl>,
+    }
+
+    fn rig() -> Rig {
+        let kbd = Arc::new(RecordingLine::default());
+        let aux = Arc::new(RecordingLine::default());
+        let vm = Arc::new(RecordingVmControl::default());
+        Rig { dev: I8042::new(kbd.clone(), aux.clone(), vm.clone()), kbd, aux, vm }
+    }
+
+    fn inb(d: &mut I8042, port: u64) -> u8 {
+        let mut b = [0u8];
+        d.read(port, &mut b);
+        b[0]
+    }
+
+    /// Linux's `i8042_command`: command to 0x64, arguments to 0x60, then wait for OBF and read
+    /// replies. `None` when a reply never comes (Linux would time out).
+    fn command(d: &mut I8042, cmd: u8, args: &[u8], replies: usize) -> Option<Vec<u8>> {
+        d.write(COMMAND_PORT, &[cmd]);
+        for &a in args {
+            d.write(DATA_PORT, &[a]);
+        }
+        let mut out = Vec::new();
+        for _ in 0..replies {
+            if inb(d, COMMAND_PORT) & STS_OBF == 0 {
+                return None;
+            }
+            out.push(inb(d, DATA_PORT));
+        }
+        Some(out)
+    }
+
+    fn kbd_command(d: &mut I8042, bytes: &[u8], replies: usize) -> Vec<u8> {
+        for &b in bytes {
+            d.write(DATA_PORT, &[b]);
+        }
+        let mut out = Vec::new();
+        while inb(d, COMMAND_PORT) & STS_OBF != 0 && out.len() < replies + 4 {
+            out.push(inb(d, DATA_PORT));
+        }
+        out
+    }
+
+    #[test]
+    fn linux_probe_sequence_succeeds() {
+        let Rig { mut dev, aux, .. } = rig();
+        // i8042_controller_check: flush; nothing there.
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & STS_OBF, 0);
+        assert_eq!(command(&mut dev, 0xaa, &[], 1), Some(vec![0x55]));
+        assert_ne!(inb(&mut dev, COMMAND_PORT) & STS_SYS, 0);
+        assert_ne!(inb(&mut dev, COMMAND_PORT) & STS_UNLOCKED, 0, "keylock would make Linux warn");
+        let ctr = command(&mut dev, 0x20, &[], 1).unwrap()[0];
+        assert_ne!(ctr & CTR_TRANSLATE, 0);
+        let ctr = (ctr | CTR_KBD_DISABLE) & !CTR_KBD_INT;
+        command(&mut dev, 0x60, &[ctr], 0).unwrap();
+        assert_eq!(command(&mut dev, 0x20, &[], 1), Some(vec![ctr]));
+        // i8042_check_aux: loopback answers from the aux port.
+        dev.write(COMMAND_PORT, &[0xd3]);
+        dev.write(DATA_PORT, &[0x5a]);
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & (STS_OBF | STS_AUX_OBF), STS_OBF | STS_AUX_OBF);
+        assert_eq!(inb(&mut dev, DATA_PORT), 0x5a);
+        command(&mut dev, 0xa7, &[], 0).unwrap();
+        assert_ne!(command(&mut dev, 0x20, &[], 1).unwrap()[0] & CTR_AUX_DISABLE, 0);
+        command(&mut dev, 0xa8, &[], 0).unwrap();
+        assert_eq!(command(&mut dev, 0x20, &[], 1).unwrap()[0] & CTR_AUX_DISABLE, 0);
+        // AUX IRQ delivery test.
+        let ctr = command(&mut dev, 0x20, &[], 1).unwrap()[0] | CTR_AUX_INT;
+        command(&mut dev, 0x60, &[ctr], 0).unwrap();
+        let before = aux.rising_edges();
+        dev.write(COMMAND_PORT, &[0xd3]);
+        dev.write(DATA_PORT, &[0xa5]);
+        assert_eq!(aux.rising_edges(), before + 1);
+        assert_eq!(inb(&mut dev, DATA_PORT), 0xa5);
+        // psmouse probe: nothing answers on the aux port, and the status says timeout.
+        dev.write(COMMAND_PORT, &[0xd4]);
+        dev.write(DATA_PORT, &[0xf2]);
+        assert_ne!(inb(&mut dev, COMMAND_PORT) & STS_TIMEOUT, 0);
+        assert_eq!(inb(&mut dev, DATA_PORT), KBD_RESEND);
+        assert_eq!(command(&mut dev, 0xa9, &[], 1), Some(vec![0x00]));
+        assert_eq!(command(&mut dev, 0xab, &[], 1), Some(vec![0x00]));
+    }
+
+    #[test]
+    fn keyboard_commands_answer_like_an_mf2_keyboard() {
+        let Rig { mut dev, .. } = rig();
+        assert_eq!(kbd_command(&mut dev, &[0xff], 2), vec![0xfa, 0xaa]);
+        assert_eq!(kbd_command(&mut dev, &[0xf2], 3), vec![0xfa, 0xab, 0x41]);
+        // Without translation the identify bytes are the keyboard's own.
+        let ctr = command(&mut dev, 0x20, &[], 1).unwrap()[0] & !CTR_TRANSLATE;
+        command(&mut dev, 0x60, &[ctr], 0).unwrap();
+        assert_eq!(kbd_command(&mut dev, &[0xf2], 3), vec![0xfa, 0xab, 0x83]);
+        assert_eq!(kbd_command(&mut dev, &[0xed, 0x04], 2), vec![0xfa, 0xfa]);
+        assert_eq!(dev.leds(), 0x04);
+        assert_eq!(kbd_command(&mut dev, &[0xf0, 0x00], 2), vec![0xfa, 0xfa, 0x02]);
+        assert_eq!(kbd_command(&mut dev, &[0xf3, 0x20], 2), vec![0xfa, 0xfa]);
+        assert_eq!(kbd_command(&mut dev, &[0xee], 1), vec![0xee]);
+        assert_eq!(kbd_command(&mut dev, &[0x12], 1), vec![0xfe]);
+        assert_eq!(kbd_command(&mut dev, &[0xf5], 1), vec![0xfa]);
+        dev.push_scancodes(&[0x1e]);
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & STS_OBF, 0, "scanning disabled");
+        assert_eq!(kbd_command(&mut dev, &[0xf4], 2), vec![0xfa, 0x1e]);
+    }
+
+    #[test]
+    fn scancodes_raise_irq1_only_when_enabled() {
+        let Rig { mut dev, kbd, .. } = rig();
+        dev.push_scancodes(&[0x1e, 0x9e]);
+        assert_eq!(kbd.rising_edges(), 1);
+        assert_eq!(inb(&mut dev, DATA_PORT), 0x1e);
+        assert_eq!(kbd.rising_edges(), 2);
+        assert_eq!(inb(&mut dev, DATA_PORT), 0x9e);
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & STS_OBF, 0);
+        // Keyboard interface disabled: bytes wait.
+        command(&mut dev, 0xad, &[], 0).unwrap();
+        dev.push_scancodes(&[0x30]);
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & STS_OBF, 0);
+        command(&mut dev, 0xae, &[], 0).unwrap();
+        assert_eq!(inb(&mut dev, DATA_PORT), 0x30);
+        // Interrupt disabled in the command byte: OBF, no edge.
+        let edges = kbd.rising_edges();
+        command(&mut dev, 0x60, &[CTR_TRANSLATE], 0).unwrap();
+        dev.push_scancodes(&[0x31]);
+        assert_ne!(inb(&mut dev, COMMAND_PORT) & STS_OBF, 0);
+        assert_eq!(kbd.rising_edges(), edges);
+        // The host cannot make the queue grow without bound.
+        let many = vec![0x1e; 10_000];
+        assert!(dev.push_scancodes(&many) <= MAX_SCANCODES);
+    }
+
+    #[test]
+    fn reset_requests() {
+        let Rig { mut dev, vm, .. } = rig();
+        dev.write(COMMAND_PORT, &[0xfe]);
+        assert_eq!(vm.take(), vec![VmRequest::Reset]);
+        dev.write(COMMAND_PORT, &[0xff]); // pulses nothing
+        assert!(vm.take().is_empty());
+        assert_eq!(command(&mut dev, 0xd0, &[], 1).map(|v| v[0] & (OUT_RESET | OUT_A20)), Some(0x03));
+        dev.write(COMMAND_PORT, &[0xd1]);
+        dev.write(DATA_PORT, &[0x01]); // A20 off, reset line high
+        assert!(vm.take().is_empty());
+        assert!(!dev.a20_enabled());
+        dev.write(COMMAND_PORT, &[0xd1]);
+        dev.write(DATA_PORT, &[0x02]);
+        assert_eq!(vm.take(), vec![VmRequest::Reset]);
+    }
+
+    #[test]
+    fn any_access_is_safe_and_replies_are_bounded() {
+        let Rig { mut dev, .. } = rig();
+        for _ in 0..1000 {
+            dev.write(COMMAND_PORT, &[0x20]);
+            dev.write(DATA_PORT, &[0xf2]);
+        }
+        assert!(dev.replies.len() <= MAX_REPLIES);
+        for addr in [0u64, 0x5f, 0x60, 0x61, 0x63, 0x64, 0x65, u64::MAX] {
+            for len in 1..=4 {
+                let mut d = vec![0u8; len];
+                dev.read(addr, &mut d);
+                dev.write(addr, &[0x00, 0xd4, 0x00, 0x20][..len]);
+            }
+        }
+        for cmd in 0..=0xffu8 {
+            dev.write(COMMAND_PORT, &[cmd]);
+            dev.write(DATA_PORT, &[cmd]);
+            inb(&mut dev, DATA_PORT);
+        }
+    }
+}
