@@ -26,12 +26,12 @@ build_dm() {
   local bin
   if [ -z "${NESTED_NO_MUSL:-}" ] && { rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
        || rustup target add x86_64-unknown-linux-musl >&2; }; then
-    cargo build --release -p devicemodel --target x86_64-unknown-linux-musl >&2
+    cargo build --release -p devicemodel --target x86_64-unknown-linux-musl >&2 || return 1
     bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/devicemodel
   else
     log "musl target unavailable; building gnu with crt-static"
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-      cargo build --release -p devicemodel --target x86_64-unknown-linux-gnu >&2
+      cargo build --release -p devicemodel --target x86_64-unknown-linux-gnu >&2 || return 1
     bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/devicemodel
   fi
   if ! file -b "$bin" | grep -Eq 'static(ally|-pie)? linked|static-pie'; then

@@ -338,6 +338,12 @@ fn env_file(text: &str) -> BTreeMap<String, String> {
     text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().into(), v.trim().into())).collect()
 }
 
+/// Progress on the real stderr: libtest captures `eprintln!` of the test threads, and the suite
+/// takes minutes, so say what is happening as it happens.
+fn progress(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "nested: {msg}");
+}
+
 fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
@@ -361,6 +367,11 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
     }
     let mut timing = String::new();
 
+    progress(&format!(
+        "{} scenario(s), device model {}: setup, build, then L1 workers",
+        all.len(),
+        cfg.dm.name()
+    ));
     let t = Instant::now();
     let setup = sh(Command::new(tests.join("scripts/setup.sh")).stdout(Stdio::piped()), "tests/scripts/setup.sh")?;
     let setup = env_file(&setup);
@@ -394,7 +405,9 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
         let limit = L2_OVERHEAD + scen.iter().map(|s| s.options.timeout + 5).sum::<u64>();
         let cmd = l1_command(&qemu, &vmlinuz, &initrd, &cfg.l2_mem);
         let log = out.join(format!("worker-{w}/console.log"));
-        handles.push(thread::spawn(move || run_l1(cmd, &log, Duration::from_secs(limit))));
+        let names: Vec<&str> = scen.iter().map(|s| s.name.as_str()).collect();
+        progress(&format!("worker {w}: {} (console: {})", names.join(" "), log.display()));
+        handles.push(thread::spawn(move || run_l1(w, cmd, &log, Duration::from_secs(limit))));
     }
     let mut logs = Vec::new();
     for (w, h) in handles.into_iter().enumerate() {
@@ -455,7 +468,7 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
     writeln!(timing, "total {:.1}s", secs(t_all)).unwrap();
     let summary = format!("nested suite, device model: {}\n{table}{timing}", cfg.dm.name());
     let _ = fs::write(results.join("summary.txt"), &summary);
-    eprintln!("{summary}");
+    progress(&format!("done; per-scenario logs in {}\n{summary}", results.display()));
     Ok(Report { dm: cfg.dm, outcomes, summary })
 }
 
@@ -527,7 +540,7 @@ fn l1_command(qemu: &Path, vmlinuz: &str, initrd: &Path, mem: &str) -> Command {
 
 /// Runs one L1 QEMU to completion or `limit`; returns its stamped console log and a note if it
 /// did not end normally. The log is also written to `log` as it arrives.
-fn run_l1(mut cmd: Command, log: &Path, limit: Duration) -> Result<(String, Option<String>), String> {
+fn run_l1(w: usize, mut cmd: Command, log: &Path, limit: Duration) -> Result<(String, Option<String>), String> {
     let t0 = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -546,6 +559,9 @@ fn run_l1(mut cmd: Command, log: &Path, limit: Duration) -> Result<(String, Opti
             let line = String::from_utf8_lossy(&buf);
             let line = line.trim_end_matches(['\n', '\r']).replace('\r', "");
             let l = format!("[{:7.2}] {line}\n", t0.elapsed().as_secs_f64());
+            if line.contains("@@END ") || line.contains("@@L2 ready") || line.contains("@@TIMEOUT ") {
+                progress(&format!("worker {w}: {}", l.trim_end()));
+            }
             let _ = file.write_all(l.as_bytes());
             text += &l;
             buf.clear();
@@ -593,7 +609,7 @@ pub fn assert_scenario(name: &str) {
     let suite = SUITE.get_or_init(|| Config::from_env().and_then(|c| run_suite(&c)));
     let report = match suite {
         Ok(r) => r,
-        Err(e) => panic!("nested suite could not run: {e}"),
+        Err(e) => panic!("nested suite could not run: {e} (see the messages above)"),
     };
     let Some(o) = report.outcomes.get(name) else {
         // Only reachable when SCENARIOS was set explicitly to a subset.
@@ -603,12 +619,11 @@ pub fn assert_scenario(name: &str) {
     if !o.failures.is_empty() {
         let log = o.run.as_ref().map(|r| r.lines.join("\n")).unwrap_or_default();
         panic!(
-            "scenario {name} FAILED (device model {}, worker {}):\n  - {}\n--- log ({}) ---\n{log}\n--- end of log ---\n{}",
+            "scenario {name} FAILED (device model {}, worker {}):\n  - {}\n--- log ({}) ---\n{log}\n--- end of log ---",
             report.dm.name(),
             o.worker,
             o.failures.join("\n  - "),
             o.log_path.display(),
-            report.summary
         );
     }
 }
