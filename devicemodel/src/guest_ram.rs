@@ -25,7 +25,7 @@ impl DeviceRam {
 
     /// Pages written by devices since the last call, as (region start, bitmap words) per region.
     pub fn take_device_dirty_bitmaps(&self) -> Vec<(u64, Vec<u64>)> {
-        self.ram.iter().map(|r| (r.start_addr().0, r.bitmap().get_and_reset())).collect()
+        self.ram.iter().map(|r| (r.start_addr().0, std::ops::Deref::deref(r).bitmap().get_and_reset())).collect()
     }
 
     fn check(&self, gpa: u64, len: usize) -> Result<(), MemoryError> {

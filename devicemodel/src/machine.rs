@@ -44,9 +44,6 @@ impl From<String> for MachineError {
     }
 }
 
-/// A hypervisor backend (KVM now, Xen next).
-pub trait Platform {}
-
 /// ISA IRQs of the PC (fixed by the hardware, and by our DSDT and hvmloader's).
 pub mod irq {
     pub const KEYBOARD: u32 = 1;
@@ -104,6 +101,7 @@ impl Machine {
         let (pm_function, pm_io) = piix4_pm::new(irq_line(piix4_pm::SCI_IRQ as u32), control.clone(), clock.clone());
         bus.add_pci_device(PciAddress::new(0, 1, 3), pm_function).map_err(pci_err)?;
         insert(&bus, piix4_pm::PM_BASE as u64, piix4_pm::PM_IO_LEN as u64, "piix4-pm", pm_io.clone())?;
+        insert(&bus, piix4_pm::GPE0_BLK as u64, piix4_pm::GPE0_BLK_LEN as u64, "piix4-gpe0", pm_io.clone())?;
         let apm = shared(piix4_pm::ApmControl::new(pm_io));
         insert(&bus, piix4_pm::SMI_CMD_PORT as u64, 2, "apm", apm)?;
 
@@ -113,23 +111,23 @@ impl Machine {
             let mut c = cmos.lock().unwrap();
             let below_4g = cfg.mem_size.min(firmware::layout::PCI_HOLE_START);
             c.set_memory_size(below_4g, cfg.mem_size - below_4g);
-            c.set_boot_order(&cfg.boot_order);
-            c.set_cpu_count(cfg.cpus);
+            c.set_boot_order(&cfg.boot_order).map_err(|e| MachineError(format!("-boot order={}: {e}", cfg.boot_order)))?;
+            c.set_cpu_count(cfg.cpus as u32);
         }
         insert(&bus, 0x70, 2, "cmos", cmos.clone())?;
         let i8042 = shared(I8042::new(irq_line(irq::KEYBOARD), irq_line(irq::MOUSE), control.clone()));
         insert(&bus, 0x60, 1, "i8042-data", i8042.clone())?;
         insert(&bus, 0x64, 1, "i8042-cmd", i8042)?;
-        insert(&bus, 0x92, 1, "port92", shared(reset::Port92::new(control.clone())))?;
+        insert(&bus, 0x92, 1, "port92", shared(reset::SystemControlPortA::new(control.clone())))?;
         insert(&bus, 0xcf9, 1, "reset-control", shared(reset::ResetControl::new(control.clone())))?;
-        insert(&bus, 0xe9, 1, "debug-console", shared(debug_port::DebugConsole::new()))?;
+        insert(&bus, 0xe9, 1, "debug-console", shared(debug_port::DebugConsole::new(None)))?;
         if let Some(de) = &cfg.debug_exit {
-            insert(&bus, de.iobase as u64, de.iosize as u64, "isa-debug-exit", shared(debug_port::DebugExit::new(control.clone())))?;
+            insert(&bus, de.iobase as u64, de.iosize as u64, "isa-debug-exit", shared(debug_port::DebugExit::new(de.iobase as u64, de.iosize as u64, control.clone())))?;
         }
         let mut serials = Vec::new();
         for (i, backend) in cfg.serials.iter().enumerate() {
             let (base, irq) = COM_PORTS[i];
-            let s = shared(Serial::new(irq_line(irq), serial_output(backend)?));
+            let s = shared(Serial::new(base as u64, irq_line(irq), serial_output(backend)?));
             insert(&bus, base as u64, 8, &format!("com{}", i + 1), s.clone())?;
             serials.push(s);
         }

@@ -66,15 +66,19 @@ pub fn setup(vcpu: &VcpuFd, cpuid: &CpuId, start: &CpuStart) -> Result<(), Strin
     sregs.fs = segment(&data);
     sregs.gs = segment(&data);
     sregs.ss = segment(&data);
+    sregs.tr = segment(&b.tss());
+    sregs.ldt = kvm_segment { unusable: 1, ..Default::default() };
     sregs.gdt.base = b.gdt_base;
     sregs.gdt.limit = b.gdt_limit;
+    sregs.idt.base = b.idt_base;
+    sregs.idt.limit = b.idt_limit;
     sregs.cr0 = b.cr0;
     sregs.cr3 = b.cr3;
     sregs.cr4 = b.cr4;
     sregs.efer = b.efer;
     vcpu.set_sregs(&sregs).map_err(|e| format!("KVM_SET_SREGS: {e}"))?;
     let mut regs = vcpu.get_regs().map_err(|e| format!("KVM_GET_REGS: {e}"))?;
-    regs.rflags = 2; // bit 1 is reserved-one
+    regs.rflags = b.rflags | 2; // bit 1 is reserved-one
     regs.rip = b.rip;
     regs.rsp = b.rsp;
     regs.rbp = b.rsp;

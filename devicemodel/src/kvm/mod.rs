@@ -16,7 +16,7 @@ use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MmapRegion}
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::guest_ram::GuestRam;
-use crate::machine::{Machine, MachineError, Platform, StopReason};
+use crate::machine::{Machine, MachineError, StopReason};
 use cpu::CpuStart;
 
 /// Where KVM puts the TSS and identity-map pages it needs for real-mode emulation on Intel
@@ -208,8 +208,6 @@ impl KvmVm {
         Ok(reason)
     }
 }
-
-impl Platform for KvmVm {}
 
 fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control: &RunControl, exiting: &AtomicBool) {
     control.wait_until_running();
