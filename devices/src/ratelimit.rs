@@ -54,7 +54,10 @@ impl RateLimiter {
     }
 }
 
-/// Logs at `warn` level what a guest did wrong, at most 10 lines per 5 s per call site.
+/// The log target of guest mistakes (QEMU's `-d guest_errors`).
+pub const GUEST_ERRORS_TARGET: &str = "guest_errors";
+
+/// Logs at `warn` level, under [`GUEST_ERRORS_TARGET`], what a guest did wrong, at most 10 lines per 5 s per call site.
 #[macro_export]
 macro_rules! guest_warn {
     ($($arg:tt)*) => {{
@@ -62,9 +65,9 @@ macro_rules! guest_warn {
         if LIMIT.allow() {
             let dropped = LIMIT.take_suppressed();
             if dropped > 0 {
-                log::warn!("({} similar guest errors suppressed)", dropped);
+                log::warn!(target: $crate::ratelimit::GUEST_ERRORS_TARGET, "({} similar guest errors suppressed)", dropped);
             }
-            log::warn!($($arg)*);
+            log::warn!(target: $crate::ratelimit::GUEST_ERRORS_TARGET, $($arg)*);
         }
     }};
 }
