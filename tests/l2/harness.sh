@@ -42,6 +42,7 @@ boot_until() {
   export DM KERNEL INITRD APPEND APPEND_EXTRA NO_REBOOT MEM SMP
   setsid sh -c '. /bin/harness.sh; boot "$@"' boot_until "$@" > $out 2>&1 &
   bp=$!
+  echo $bp >> /tmp/sessions   # its own session: L2 init kills it too if the watchdog fires
   tail -f $out & tp=$!
   st=running
   while kill -0 $bp 2>/dev/null; do

@@ -243,6 +243,9 @@ pub fn check(expect: &[Expectation], run: Option<&ScenarioRun>) -> Vec<String> {
     };
     let body = |l: &String| stamp(l).1.to_string();
     let count = |t: &str| run.lines.iter().map(body).filter(|l| l.contains(t)).count();
+    if count("@@L2 leftover processes") > 0 {
+        f.push("device model processes survived the scenario (see @@L2 leftover)".into());
+    }
     for e in expect {
         match e {
             Expectation::Status(Status::Code(c)) if rc != *c => f.push(format!("exit status {rc}, expected {c}")),
