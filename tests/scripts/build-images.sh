@@ -124,7 +124,7 @@ if ! (build_dm); then
   rm -f "$OUT/devicemodel"
 fi
 build_l2_base
-if [ "${NESTED_WITH_QEMU:-1}" = 1 ]; then build_l2_qemu; fi
+if [ "${NESTED_WITH_QEMU:-1}" = 1 ]; then build_l2_qemu; else rm -rf "$OUT/l2-qemu" "$OUT/l2-qemu.cpio"; fi
 rm -rf "$OUT/scen"; mkdir -p "$OUT/scen"
 for s in "$@"; do
   mkdir -p "$OUT/scen/$(basename "$s")"

@@ -404,7 +404,9 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
     let mut handles = Vec::new();
     for (w, group) in groups.iter().enumerate() {
         let scen: Vec<Scenario> = group.iter().map(|&i| all[i].clone()).collect();
-        let initrd = prepare_worker(&out, w, &scen, cfg.dm, needs_qemu)?;
+        // The QEMU overlay (49 MB) only goes into the L2 images that use it.
+        let with_qemu = cfg.dm == DeviceModel::Qemu || scen.iter().any(|s| s.options.needs_qemu);
+        let initrd = prepare_worker(&out, w, &scen, cfg.dm, with_qemu)?;
         let limit = L2_OVERHEAD + scen.iter().map(|s| s.options.timeout + 5).sum::<u64>();
         let cmd = l1_command(&qemu, &vmlinuz, &initrd, &cfg.l2_mem);
         let log = out.join(format!("worker-{w}/console.log"));
