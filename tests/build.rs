@@ -17,7 +17,13 @@ fn main() {
     for name in &names {
         let ident: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         out += &format!(
             "#[test]\nfn scenario_{ident}() {{ nested_tests::assert_scenario({name:?}); }}\n"
