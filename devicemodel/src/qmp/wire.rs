@@ -324,4 +324,83 @@ mod tests {
             "{\"timestamp\":{\"seconds\":1700000000,\"microseconds\":123456},\"event\":\"STOP\"}\r\n"
         );
     }
+
+    /// xorshift64*: deterministic pseudo-random input without extra crates.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn any_chunking_of_a_command_stream_yields_the_same_commands() {
+        let cmds = [
+            r#"{"execute":"qmp_capabilities","id":1}"#,
+            r#"{"execute": "add-fd", "arguments": {"opaque": "raw:/img/a b,\"c\"}{"}, "id": "x"}"#,
+            "{\n  \"execute\": \"query-status\"\n}",
+            r#"{"execute":"eject","arguments":{"id":"ide-5632","force":true},"id":[1,{"a":[]}]}"#,
+        ];
+        let stream: String = cmds.iter().map(|c| format!("{c}\r\n")).collect();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..200 {
+            let mut framer = Framer::new();
+            let mut out = Vec::new();
+            let bytes = stream.as_bytes();
+            let mut pos = 0;
+            while pos < bytes.len() {
+                let n = 1 + rng.below(40).min(bytes.len() - pos - 1);
+                framer.push(&bytes[pos..pos + n], &mut out);
+                pos += n;
+            }
+            let parsed: Vec<Command> = out
+                .iter()
+                .map(|f| match f {
+                    Frame::Message(m) => parse_command(m).unwrap(),
+                    Frame::TooLong => panic!("unexpected TooLong"),
+                })
+                .collect();
+            let names: Vec<&str> = parsed.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, ["qmp_capabilities", "add-fd", "query-status", "eject"]);
+        }
+    }
+
+    #[test]
+    fn mutated_and_random_input_never_panics() {
+        let seed = br#"{"execute":"blockdev-change-medium","arguments":{"id":"ide-5632","filename":"/dev/fdset/0","format":"raw"},"id":3}"#;
+        let alphabet = b"{}[]\":,\\ \r\nux0aetrl-\xff\x00";
+        let mut rng = Rng(42);
+        for round in 0..3000 {
+            let mut input = seed.to_vec();
+            for _ in 0..1 + rng.below(8) {
+                let at = rng.below(input.len() + 1);
+                let b = alphabet[rng.below(alphabet.len())];
+                match rng.below(3) {
+                    0 if at < input.len() => input[at] = b,
+                    1 if at < input.len() => {
+                        input.remove(at);
+                    }
+                    _ => input.insert(at, b),
+                }
+            }
+            if round % 3 == 0 {
+                input = (0..rng.below(300)).map(|_| alphabet[rng.below(alphabet.len())]).collect();
+            }
+            let _ = parse_command(&input);
+            let mut framer = Framer::new();
+            let mut out = Vec::new();
+            framer.push(&input, &mut out);
+            for f in out {
+                if let Frame::Message(m) = f {
+                    let _ = parse_command(&m);
+                }
+            }
+        }
+    }
 }
