@@ -346,3 +346,53 @@ impl QmpHandler for RunStateCommands {
         RUNSTATE_COMMANDS.to_vec()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Calls(Mutex<Vec<&'static str>>);
+    impl RunControlHooks for Calls {
+        fn pause(&self) {
+            locked(&self.0).push("pause");
+        }
+        fn resume(&self) {
+            locked(&self.0).push("resume");
+        }
+        fn quit(&self) {
+            locked(&self.0).push("quit");
+        }
+    }
+
+    #[test]
+    fn incoming_migration_starts_only_if_cont_arrived() {
+        let hooks = Arc::new(Calls::default());
+        let rs = RunStateCommands::new(RunState::InMigrate, true, hooks.clone(), EventSender::new());
+        rs.stop(); // libxl-style stop during restore cancels the automatic start
+        assert_eq!(rs.state(), RunState::InMigrate);
+        assert_eq!(rs.incoming_done(), RunState::Paused);
+        rs.cont().unwrap();
+        assert_eq!(rs.state(), RunState::Running);
+
+        let rs = RunStateCommands::new(RunState::InMigrate, false, hooks.clone(), EventSender::new());
+        rs.cont().unwrap(); // accepted, deferred
+        assert_eq!(rs.state(), RunState::InMigrate);
+        assert_eq!(rs.incoming_done(), RunState::Running);
+        // Only the one real cont of the first VM reached the machine.
+        assert_eq!(*locked(&hooks.0), vec!["resume"]);
+    }
+
+    #[test]
+    fn cont_is_refused_where_qemu_refuses_it() {
+        let hooks = Arc::new(Calls::default());
+        let rs = RunStateCommands::new(RunState::FinishMigrate, false, hooks.clone(), EventSender::new());
+        assert_eq!(rs.cont().unwrap_err().desc, "Migration is not finalized yet");
+        rs.set_state(RunState::GuestPanicked);
+        assert_eq!(rs.cont().unwrap_err().desc, "Resetting the Virtual Machine is required");
+        rs.set_state(RunState::Suspended);
+        assert!(rs.cont().is_ok());
+        assert_eq!(rs.state(), RunState::Suspended);
+        assert!(locked(&hooks.0).is_empty());
+    }
+}
