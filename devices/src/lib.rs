@@ -15,4 +15,5 @@ pub mod legacy;
 pub mod memory;
 pub mod pci;
 pub mod ratelimit;
+pub mod storage;
 pub mod vm_control;
