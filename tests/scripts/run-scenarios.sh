@@ -5,4 +5,4 @@
 # Logs: target/nested/results/<name>.log, L2 consoles: target/nested/worker-N/console.log
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SCENARIOS="$*" exec cargo test -p nested-tests --test nested
+SCENARIOS="${*:-${SCENARIOS:-}}" exec cargo test -p nested-tests --test nested
