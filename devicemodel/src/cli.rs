@@ -62,6 +62,57 @@ pub struct QmpSocket {
     pub path: PathBuf,
 }
 
+/// `media=` of a drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveMedia {
+    Disk,
+    Cdrom,
+}
+
+/// One `-drive` (or `-cdrom`/`-hda`..`-hdd`), before it is attached to a device position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveSpec {
+    /// `id=`; for `if=ide` drives QEMU's generated name (`ide0-hd0`, `ide1-cd0`, ...).
+    pub id: String,
+    /// The image; `None` is an empty CD-ROM drive.
+    pub file: Option<PathBuf>,
+    /// `if=ide` with `index=`/`bus=`/`unit=`: the position; `if=none` drives get one from `-device`.
+    pub position: Option<(u8, u8)>,
+    pub media: DriveMedia,
+    pub read_only: bool,
+    /// The argument as given, for error messages.
+    pub text: String,
+}
+
+/// `-device ide-hd` / `-device ide-cd`: a device position and the drive behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdeDeviceSpec {
+    pub media: DriveMedia,
+    /// `id=` (what libxl's QMP eject/change address), if any.
+    pub id: Option<String>,
+    pub drive: Option<String>,
+    pub position: Option<(u8, u8)>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub text: String,
+}
+
+/// A resolved IDE position: channel, unit, drive and device identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdeAttachment {
+    pub channel: u8,
+    pub unit: u8,
+    pub media: DriveMedia,
+    /// The block backend name (`query-block` "device").
+    pub drive_id: String,
+    /// The device id (`query-block` "qdev"), if the device was given one.
+    pub device_id: Option<String>,
+    pub file: Option<PathBuf>,
+    pub read_only: bool,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     pub file: Option<PathBuf>,
@@ -88,6 +139,10 @@ pub struct Config {
     pub no_reboot: bool,
     pub start_paused: bool,
     pub qmp: Vec<QmpSocket>,
+    /// `-chardev` and `-mon` arguments, parsed by the QMP module.
+    pub chardevs: Vec<String>,
+    pub mons: Vec<String>,
+    pub ide: Vec<IdeAttachment>,
     pub log: LogConfig,
 }
 
@@ -109,6 +164,9 @@ impl Default for Config {
             no_reboot: false,
             start_paused: false,
             qmp: Vec::new(),
+            chardevs: Vec::new(),
+            mons: Vec::new(),
+            ide: Vec::new(),
             log: LogConfig { file: None, guest_errors: false, unimp: false, debug: false, trace: false },
         }
     }
@@ -185,8 +243,9 @@ pub fn parse_mem_size(s: &str) -> Option<u64> {
     if let Ok(n) = num.parse::<u64>() {
         return n.checked_mul(mult);
     }
-    let f: f64 = num.parse().ok()?;
-    (f.is_finite() && f > 0.0).then(|| (f * mult as f64) as u64)
+    let bytes = num.parse::<f64>().ok()? * mult as f64;
+    // Reject what does not fit rather than letting the cast saturate.
+    (bytes.is_finite() && bytes > 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 fn parse_int(s: &str) -> Option<u64> {
@@ -287,10 +346,15 @@ fn check_accel(v: &str) -> Result<(), CliError> {
     }
 }
 
-fn parse_device(v: &str, cfg: &mut Config) -> Result<(), CliError> {
+fn parse_device(v: &str, cfg: &mut Config, ide_devices: &mut Vec<IdeDeviceSpec>) -> Result<(), CliError> {
     let opts = split_opts(v);
     let driver = opts.first().map(|(_, d)| d.clone()).unwrap_or_default();
     match driver.as_str() {
+        "ide-cd" | "ide-hd" | "ide-drive" => {
+            let d = if driver == "ide-drive" { "ide-hd" } else { driver.as_str() };
+            ide_devices.push(parse_ide_device(d, &opts[1..], v)?);
+            Ok(())
+        }
         "isa-debug-exit" => {
             let mut de = DebugExit { iobase: 0x501, iosize: 2 };
             for (k, val) in &opts[1..] {
@@ -308,8 +372,250 @@ fn parse_device(v: &str, cfg: &mut Config) -> Result<(), CliError> {
             Ok(())
         }
         "" => err("-device: missing driver name"),
-        other => err(format!("-device {other}: unsupported device (supported: isa-debug-exit)")),
+        other => err(format!("-device {other}: unsupported device (supported: ide-hd, ide-cd, isa-debug-exit)")),
     }
+}
+
+fn parse_bool(opt: &str, key: &str, v: &str) -> Result<bool, CliError> {
+    match v {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        _ => err(format!("{opt}: {key}={v}: expected on or off")),
+    }
+}
+
+/// Image formats libxl may pass that we cannot read yet.
+const UNSUPPORTED_FORMATS: [&str; 6] = ["qcow", "qcow2", "vpc", "qed", "vmdk", "vdi"];
+
+fn parse_drive(v: &str) -> Result<(DriveSpec, bool), CliError> {
+    let mut file = None;
+    let mut id = None;
+    let mut interface = "ide".to_string();
+    let (mut index, mut bus, mut unit) = (None, None, None);
+    let mut media = DriveMedia::Disk;
+    let mut read_only = false;
+    let opt = format!("-drive {v}");
+    for (k, val) in split_opts(v) {
+        let num = |val: &str| parse_int(val).ok_or_else(|| CliError(format!("{opt}: {k}={val} is not a number")));
+        match k.as_str() {
+            "file" => file = (!val.is_empty()).then(|| PathBuf::from(&val)),
+            "id" => id = Some(val),
+            "if" => interface = val,
+            "index" => index = Some(num(&val)?),
+            "bus" => bus = Some(num(&val)?),
+            "unit" => unit = Some(num(&val)?),
+            "media" => {
+                media = match val.as_str() {
+                    "disk" => DriveMedia::Disk,
+                    "cdrom" => DriveMedia::Cdrom,
+                    _ => return err(format!("{opt}: media={val}: expected disk or cdrom")),
+                }
+            }
+            "format" => {
+                if UNSUPPORTED_FORMATS.contains(&val.as_str()) {
+                    let f = file.as_ref().map(|f: &PathBuf| f.display().to_string()).unwrap_or_default();
+                    return err(format!(
+                        "{opt}: image format '{val}' of '{f}' is not supported yet; convert it with `qemu-img convert -O raw` and use format=raw"
+                    ));
+                }
+                if val != "raw" && val != "host_device" && val != "file" {
+                    return err(format!("{opt}: unknown image format '{val}' (supported: raw)"));
+                }
+            }
+            "readonly" | "read-only" => read_only = parse_bool(&opt, &k, &val)?,
+            "cache" => {
+                if !matches!(val.as_str(), "writeback" | "none" | "writethrough" | "directsync" | "unsafe") {
+                    return err(format!("{opt}: cache={val}: unknown cache mode"));
+                }
+            }
+            "aio" | "discard" | "detect-zeroes" | "werror" | "rerror" | "copy-on-read" | "auto-read-only" | "node-name" => {}
+            "snapshot" if val == "off" => {}
+            _ => return err(format!("{opt}: unsupported drive property '{k}'")),
+        }
+    }
+    let position = match interface.as_str() {
+        "ide" => {
+            let pos = match (index, bus, unit) {
+                (Some(i), None, None) if i < 4 => Some(((i / 2) as u8, (i % 2) as u8)),
+                (Some(i), None, None) => return err(format!("{opt}: index={i}: IDE has 4 positions, 0-3")),
+                (None, Some(b), Some(u)) if b < 2 && u < 2 => Some((b as u8, u as u8)),
+                (None, Some(b), None) if b < 2 => Some((b as u8, 0)),
+                (None, None, None) => None,
+                _ => return err(format!("{opt}: bus= must be 0-1 and unit= 0-1 (or use index=0-3, not both)")),
+            };
+            pos
+        }
+        "none" => None,
+        other => return err(format!("{opt}: if={other}: unsupported interface (use if=ide, or if=none with -device ide-hd/ide-cd)")),
+    };
+    if media == DriveMedia::Cdrom {
+        read_only = true;
+    }
+    let is_ide = interface == "ide";
+    if !is_ide && id.is_none() {
+        return err(format!("{opt}: a drive with if=none needs an id= for -device ...,drive=ID"));
+    }
+    if file.is_none() && media == DriveMedia::Disk && is_ide {
+        return err(format!("{opt}: a disk needs file=IMAGE"));
+    }
+    Ok((DriveSpec { id: id.unwrap_or_default(), file, position, media, read_only, text: v.to_string() }, is_ide))
+}
+
+fn parse_ide_device(driver: &str, opts: &[(String, String)], text: &str) -> Result<IdeDeviceSpec, CliError> {
+    let media = if driver == "ide-cd" { DriveMedia::Cdrom } else { DriveMedia::Disk };
+    let opt = format!("-device {text}");
+    let mut dev = IdeDeviceSpec { media, id: None, drive: None, position: None, model: None, serial: None, text: text.to_string() };
+    let (mut bus, mut unit) = (None, None);
+    for (k, val) in opts {
+        match k.as_str() {
+            "id" => dev.id = Some(val.clone()),
+            "drive" => dev.drive = Some(val.clone()),
+            "bus" => {
+                bus = Some(match val.as_str() {
+                    "ide.0" => 0u8,
+                    "ide.1" => 1,
+                    _ => return err(format!("{opt}: bus={val}: the IDE buses are ide.0 and ide.1")),
+                })
+            }
+            "unit" => {
+                unit = Some(match val.as_str() {
+                    "0" => 0u8,
+                    "1" => 1,
+                    _ => return err(format!("{opt}: unit={val}: an IDE bus has units 0 and 1")),
+                })
+            }
+            "model" => dev.model = Some(val.clone()),
+            "serial" => dev.serial = Some(val.clone()),
+            "bootindex" | "ver" | "wwn" | "discard_granularity" | "logical_block_size" | "physical_block_size" => {}
+            _ => return err(format!("{opt}: unsupported property '{k}'")),
+        }
+    }
+    dev.position = match (bus, unit) {
+        (Some(b), u) => Some((b, u.unwrap_or(0))),
+        (None, Some(u)) => Some((0, u)),
+        (None, None) => None,
+    };
+    Ok(dev)
+}
+
+/// Puts every IDE drive at a position, as QEMU does: explicit positions first, then the rest in
+/// order into free positions; `-device` entries take their drive from `if=none` drives.
+fn resolve_ide(drives: Vec<(DriveSpec, bool)>, devices: Vec<IdeDeviceSpec>) -> Result<Vec<IdeAttachment>, CliError> {
+    let mut taken: [[Option<IdeAttachment>; 2]; 2] = Default::default();
+    let mut unplaced = Vec::new();
+    let mut pool: Vec<DriveSpec> = Vec::new();
+    let mut ide_counts = [0u32; 2];
+    for (d, is_ide) in drives {
+        if !is_ide {
+            if pool.iter().any(|p| p.id == d.id) {
+                return err(format!("-drive {}: duplicate drive id '{}'", d.text, d.id));
+            }
+            pool.push(d);
+            continue;
+        }
+        unplaced.push(d);
+    }
+    let place = |taken: &mut [[Option<IdeAttachment>; 2]; 2], a: IdeAttachment, what: &str| -> Result<(), CliError> {
+        let slot = &mut taken[a.channel as usize][a.unit as usize];
+        if slot.is_some() {
+            return err(format!("{what}: IDE bus {} unit {} is already in use", a.channel, a.unit));
+        }
+        *slot = Some(a);
+        Ok(())
+    };
+    let attachment = |d: &DriveSpec, (channel, unit): (u8, u8), ids: &mut [u32; 2]| {
+        let kind = if d.media == DriveMedia::Cdrom { 1 } else { 0 };
+        let drive_id = if d.id.is_empty() {
+            let n = ids[kind];
+            ids[kind] += 1;
+            let _ = n;
+            format!("ide{channel}-{}{unit}", if kind == 1 { "cd" } else { "hd" })
+        } else {
+            d.id.clone()
+        };
+        IdeAttachment {
+            channel,
+            unit,
+            media: d.media,
+            drive_id,
+            device_id: None,
+            file: d.file.clone(),
+            read_only: d.read_only,
+            model: None,
+            serial: None,
+        }
+    };
+    // Explicit positions first.
+    let mut later = Vec::new();
+    for d in unplaced {
+        match d.position {
+            Some(p) => {
+                let a = attachment(&d, p, &mut ide_counts);
+                place(&mut taken, a, &format!("-drive {}", d.text))?;
+            }
+            None => later.push(d),
+        }
+    }
+    let mut deferred_devices = Vec::new();
+    for dev in devices {
+        let what = format!("-device {}", dev.text);
+        let drive = match &dev.drive {
+            Some(name) => {
+                let i = pool.iter().position(|p| &p.id == name).ok_or_else(|| CliError(format!("{what}: no -drive with id={name} and if=none")))?;
+                pool.remove(i)
+            }
+            None if dev.media == DriveMedia::Cdrom => DriveSpec {
+                id: String::new(),
+                file: None,
+                position: None,
+                media: DriveMedia::Cdrom,
+                read_only: true,
+                text: dev.text.clone(),
+            },
+            None => return err(format!("{what}: an IDE disk needs drive=ID")),
+        };
+        if dev.media == DriveMedia::Disk && drive.file.is_none() {
+            return err(format!("{what}: drive '{}' has no file= for a disk", drive.id));
+        }
+        if dev.media == DriveMedia::Disk && drive.read_only {
+            return err(format!("{what}: drive '{}' is read-only, but IDE disks cannot be; use -device ide-cd or readonly=off", drive.id));
+        }
+        let mut drive = drive;
+        if dev.media == DriveMedia::Cdrom {
+            drive.media = DriveMedia::Cdrom;
+            drive.read_only = true;
+        }
+        match dev.position {
+            Some(p) => {
+                let mut a = attachment(&drive, p, &mut ide_counts);
+                a.device_id = dev.id.clone();
+                a.model = dev.model.clone();
+                a.serial = dev.serial.clone();
+                place(&mut taken, a, &what)?;
+            }
+            None => deferred_devices.push((dev, drive)),
+        }
+    }
+    if let Some(d) = pool.first() {
+        return err(format!("-drive {}: drive '{}' is not used by any -device", d.text, d.id));
+    }
+    let mut free = (0..4u8).map(|i| (i / 2, i % 2));
+    let mut next_free = |taken: &[[Option<IdeAttachment>; 2]; 2]| free.find(|&(c, u)| taken[c as usize][u as usize].is_none());
+    for d in later {
+        let p = next_free(&taken).ok_or_else(|| CliError(format!("-drive {}: all 4 IDE positions are in use", d.text)))?;
+        let a = attachment(&d, p, &mut ide_counts);
+        place(&mut taken, a, &format!("-drive {}", d.text))?;
+    }
+    for (dev, drive) in deferred_devices {
+        let what = format!("-device {}", dev.text);
+        let p = next_free(&taken).ok_or_else(|| CliError(format!("{what}: all 4 IDE positions are in use")))?;
+        let mut a = attachment(&drive, p, &mut ide_counts);
+        a.device_id = dev.id.clone();
+        a.model = dev.model.clone();
+        a.serial = dev.serial.clone();
+        place(&mut taken, a, &what)?;
+    }
+    Ok(taken.into_iter().flatten().flatten().collect())
 }
 
 fn parse_log_items(v: &str, log: &mut LogConfig) -> Result<(), CliError> {
@@ -332,6 +638,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut args = args.into_iter();
     let mut nographic = false;
     let mut serial_given = false;
+    let mut drives: Vec<(DriveSpec, bool)> = Vec::new();
+    let mut ide_devices: Vec<IdeDeviceSpec> = Vec::new();
     while let Some(arg) = args.next() {
         let Some(opt) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')).filter(|o| !o.is_empty()) else {
             return err(format!("'{arg}': unexpected argument (options start with '-'; see --help)"));
@@ -419,7 +727,25 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                 }
             }
             "nodefaults" | "no-user-config" | "no-hpet" => {}
-            "device" => parse_device(&value("device description")?, &mut cfg)?,
+            "device" => parse_device(&value("device description")?, &mut cfg, &mut ide_devices)?,
+            "drive" => drives.push(parse_drive(&value("drive description")?)?),
+            "cdrom" => {
+                let f = value("CD-ROM image")?;
+                drives.push((
+                    DriveSpec { id: String::new(), file: Some(PathBuf::from(&f)), position: Some((1, 0)), media: DriveMedia::Cdrom, read_only: true, text: format!("(-cdrom {f})") },
+                    true,
+                ));
+            }
+            "hda" | "hdb" | "hdc" | "hdd" => {
+                let f = value("disk image")?;
+                let i = opt.as_bytes()[2] - b'a';
+                drives.push((
+                    DriveSpec { id: String::new(), file: Some(PathBuf::from(&f)), position: Some((i / 2, i % 2)), media: DriveMedia::Disk, read_only: false, text: format!("(-{opt} {f})") },
+                    true,
+                ));
+            }
+            "chardev" => cfg.chardevs.push(value("character device")?),
+            "mon" => cfg.mons.push(value("monitor description")?),
             "name" => {
                 let v = value("guest name")?;
                 cfg.name = split_opts(&v).into_iter().find(|(k, _)| k.is_empty() || k == "guest").map(|(_, n)| n);
@@ -433,6 +759,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             other => return err(format!("-{other}: unsupported option (see --help for what this device model accepts)")),
         }
     }
+    cfg.ide = resolve_ide(drives, ide_devices)?;
     if nographic && !serial_given {
         cfg.serials.push(SerialBackend::Stdio);
     }
@@ -516,6 +843,46 @@ mod tests {
         assert_eq!(c.boot_order, "dc");
         assert_eq!(parse(["--version".to_string()]), Ok(Command::Version));
         assert_eq!(parse(["-h".to_string()]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn libxl_drive_forms_resolve_to_ide_positions() {
+        let c = run(&[
+            "-kernel", "k",
+            "-drive", "file=/img/disk.raw,if=ide,index=0,media=disk,format=raw,cache=writeback",
+            "-drive", "if=none,readonly=on,id=ide-5632,file=/img/a.iso,format=raw",
+            "-device", "ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0",
+            "-drive", "if=none,readonly=on,id=ide-5696",
+            "-device", "ide-cd,id=ide-5696,drive=ide-5696,bus=ide.1,unit=1",
+        ])
+        .unwrap();
+        let at = |ch, u| c.ide.iter().find(|a| a.channel == ch && a.unit == u).cloned();
+        let disk = at(0, 0).unwrap();
+        assert_eq!((disk.media, disk.drive_id.as_str(), disk.read_only), (DriveMedia::Disk, "ide0-hd0", false));
+        let cd = at(1, 0).unwrap();
+        assert_eq!(cd.device_id.as_deref(), Some("ide-5632"));
+        assert_eq!(cd.file, Some(PathBuf::from("/img/a.iso")));
+        assert!(cd.read_only && cd.media == DriveMedia::Cdrom);
+        let empty = at(1, 1).unwrap();
+        assert_eq!(empty.file, None);
+        assert!(at(0, 1).is_none());
+        let c = run(&["-kernel", "k", "-cdrom", "/x.iso", "-hda", "/d.img"]).unwrap();
+        assert_eq!(c.ide.len(), 2);
+        assert_eq!(c.ide[1].drive_id, "ide1-cd0");
+    }
+
+    #[test]
+    fn bad_drives_are_refused_naming_the_drive() {
+        let e = run(&["-kernel", "k", "-drive", "file=/v.qcow2,if=ide,index=0,media=disk,format=qcow2"]).unwrap_err();
+        assert!(e.0.contains("qcow2") && e.0.contains("/v.qcow2"), "{e}");
+        let e = run(&["-kernel", "k", "-drive", "file=/a,if=ide,index=1", "-drive", "file=/b,if=ide,index=1"]).unwrap_err();
+        assert!(e.0.contains("already in use"), "{e}");
+        let e = run(&["-kernel", "k", "-device", "ide-cd,drive=nope"]).unwrap_err();
+        assert!(e.0.contains("nope"), "{e}");
+        let e = run(&["-kernel", "k", "-drive", "if=none,id=d0,file=/a,readonly=on", "-device", "ide-hd,drive=d0"]).unwrap_err();
+        assert!(e.0.contains("read-only"), "{e}");
+        let e = run(&["-kernel", "k", "-drive", "if=scsi,file=/a"]).unwrap_err();
+        assert!(e.0.contains("if=scsi"), "{e}");
     }
 
     #[test]
