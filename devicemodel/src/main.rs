@@ -6,6 +6,7 @@ mod kvm;
 mod logging;
 mod machine;
 mod signals;
+mod xen;
 
 use std::process::ExitCode;
 
