@@ -139,6 +139,21 @@ impl RawFile {
         Ok(RawFile { file, path, len, read_only })
     }
 
+    /// An image the caller already opened (QMP `/dev/fdset/N`), named `name` in messages and
+    /// `query-block`. Takes the same lock as [`RawFile::open`].
+    pub fn from_file(mut file: File, name: &str, read_only: bool) -> Result<RawFile, OpenError> {
+        let path = PathBuf::from(name);
+        let err = |kind| OpenError { path: path.clone(), read_only, kind };
+        let locked = if read_only { file.try_lock_shared() } else { file.try_lock() };
+        match locked {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(err(OpenErrorKind::Locked)),
+            Err(TryLockError::Error(e)) => return Err(err(OpenErrorKind::Io(e))),
+        }
+        let len = file.seek(SeekFrom::End(0)).map_err(|e| err(OpenErrorKind::Io(e)))?;
+        Ok(RawFile { file, path, len, read_only })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -517,6 +517,11 @@ impl CdromHandle {
         self.media(|m| Ok(m.locked())).unwrap_or(false)
     }
 
+    /// The medium's backend, to carry it over to a rebuilt machine (guest reboot).
+    pub fn backend(&self) -> Option<Arc<dyn BlockBackend>> {
+        self.media(|m| Ok(m.medium().cloned())).ok().flatten()
+    }
+
     /// The medium in the drive (open tray or not).
     pub fn medium(&self) -> Option<InsertedMedium> {
         self.media(|m| {
