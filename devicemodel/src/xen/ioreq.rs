@@ -93,7 +93,7 @@ impl RawIoreq {
     }
 
     /// The wire bytes (what Xen would write); for fakes and tests.
-    pub fn to_bytes(&self) -> [u8; IOREQ_SIZE] {
+    pub fn wire(&self) -> [u8; IOREQ_SIZE] {
         let mut b = [0u8; IOREQ_SIZE];
         b[0..8].copy_from_slice(&self.addr.to_le_bytes());
         b[8..16].copy_from_slice(&self.data.to_le_bytes());
@@ -438,7 +438,7 @@ impl VecIoreqPage {
     }
     /// Xen's side: writes a request into `slot` (with its state).
     pub fn post(&self, slot: usize, req: &RawIoreq) {
-        self.slots.lock().unwrap()[slot] = req.to_bytes();
+        self.slots.lock().unwrap()[slot] = req.wire();
     }
     pub fn raw(&self, slot: usize) -> RawIoreq {
         RawIoreq::from_bytes(&self.slots.lock().unwrap()[slot])
@@ -540,7 +540,7 @@ mod tests {
         assert_eq!(offset_of!(IoreqWire, flags), OFFSET_FLAGS);
         assert_eq!(offset_of!(IoreqWire, ty), 31);
         let r = RawIoreq { addr: 1, data: 2, count: 3, size: 4, vp_eport: 5, state: 1, data_is_ptr: true, read: true, df: true, ty: 8 };
-        let b = r.to_bytes();
+        let b = r.wire();
         assert_eq!(b[OFFSET_FLAGS], 0x71);
         assert_eq!(RawIoreq::from_bytes(&b), r);
     }
@@ -649,7 +649,7 @@ mod tests {
         r.run(0, cfg(0x5a, 1, false, 0x33));
         let (_, slot) = r.run(0, cfg(0x5a, 1, true, 0));
         assert_eq!(slot.data, 0x33);
-        assert!(matches!(decode(&cfg((1 << 48) | (3 << 40) | (31 << 35) | (7 << 32) | 0x44, 4, true, 0).to_bytes()),
+        assert!(matches!(decode(&cfg((1 << 48) | (3 << 40) | (31 << 35) | (7 << 32) | 0x44, 4, true, 0).wire()),
             Ok(Request::PciConfig { segment: 1, address: PciAddress { bus: 3, device: 31, function: 7 }, reg: 0x44, .. })));
     }
 
@@ -748,7 +748,7 @@ mod tests {
             }
             let mut req = RawIoreq::from_bytes(&raw);
             // Bias towards plausible values so that the deep paths run too.
-            if rng.next() % 2 == 0 {
+            if rng.next() & 1 == 0 {
                 req.ty = rng.pick(&[0, 1, 2, 7, 8]);
                 req.size = rng.pick(&[1, 2, 4, 8, 3, 0]);
                 req.count = rng.pick(&[1, 2, 17, 4096, 0, 5000]);
@@ -760,7 +760,7 @@ mod tests {
             assert!(matches!(outcome, SlotOutcome::Answered(_)));
             assert_eq!(slot.state, STATE_IORESP_READY);
             assert_eq!((slot.addr, slot.count, slot.size, slot.vp_eport), (req.addr, req.count, req.size, req.vp_eport));
-            if !(req.read && !req.data_is_ptr) {
+            if !req.read || req.data_is_ptr {
                 assert_eq!(slot.data, req.data, "only non-pointer reads return data: {req:?}");
             }
             // RAM is written only by a rep read into its own span.

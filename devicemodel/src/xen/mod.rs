@@ -3,5 +3,8 @@
 
 pub mod dmop;
 pub mod evtchn;
+pub mod interrupts;
 pub mod ioreq;
+pub mod ioreq_server;
+pub mod memory;
 pub mod privcmd;

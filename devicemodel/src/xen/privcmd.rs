@@ -123,7 +123,7 @@ impl MappedPages {
         let mut i = 0;
         while i < buf.len() {
             let at = offset + i;
-            if at % 8 == 0 && buf.len() - i >= 8 {
+            if at & 7 == 0 && buf.len() - i >= 8 {
                 // SAFETY: `at + 8 <= offset + buf.len() <= self.len` (checked above) and `at` is
                 // 8-aligned in a page-aligned mapping; volatile because the guest writes it
                 // concurrently.
@@ -145,7 +145,7 @@ impl MappedPages {
         let mut i = 0;
         while i < buf.len() {
             let at = offset + i;
-            if at % 8 == 0 && buf.len() - i >= 8 {
+            if at & 7 == 0 && buf.len() - i >= 8 {
                 let v = u64::from_ne_bytes(buf[i..i + 8].try_into().unwrap_or([0; 8]));
                 // SAFETY: in bounds (checked above), 8-aligned, writable shared mapping.
                 unsafe { (self.ptr.as_ptr().add(at) as *mut u64).write_volatile(v) };
@@ -171,7 +171,7 @@ impl MappedPages {
     /// A naturally aligned 64-bit word at `offset`, read volatile.
     pub fn read_u64(&self, offset: usize) -> io::Result<u64> {
         self.check(offset, 8)?;
-        if offset % 8 != 0 {
+        if offset & 7 != 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "misaligned u64 access"));
         }
         // SAFETY: in bounds and 8-byte aligned (the mapping is page aligned).
@@ -181,7 +181,7 @@ impl MappedPages {
     /// Writes a naturally aligned 64-bit word at `offset` (volatile, one store).
     pub fn write_u64(&self, offset: usize, value: u64) -> io::Result<()> {
         self.check(offset, 8)?;
-        if offset % 8 != 0 {
+        if offset & 7 != 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "misaligned u64 access"));
         }
         // SAFETY: in bounds, 8-byte aligned, writable shared mapping.

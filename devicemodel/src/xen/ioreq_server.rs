@@ -1,0 +1,351 @@
+//! Our ioreq server: created with DMOPs, its synchronous page mapped with
+//! `XENMEM_acquire_resource`, one event channel per possible vCPU, the machine's I/O ranges
+//! registered, and the loop that serves events (xen-interface.md section 5).
+//!
+//! The server is created with `HVM_IOREQSRV_BUFIOREQ_OFF`: without a buffered ring Xen sends the
+//! requests it would have buffered (writes to the VGA window 0xa0000-0xbffff, RTC TIMEOFFSET)
+//! synchronously. That is valid and only costs VGA-window write throughput; the buffered ring is a
+//! follow-up.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use devices::bus::{AddressSpace, IoBus};
+use devices::memory::GuestMemory;
+use devices::pci::BarSpace;
+
+use super::dmop::{pci_sbdf, BufIoreq, DeviceModelOps, IoRangeType};
+use super::evtchn::{EventChannels, Evtchn};
+use super::ioreq::{self, IoreqPage, RawIoreq, SlotOutcome, IOREQ_SIZE, OFFSET_DATA, OFFSET_FLAGS};
+use super::memory::ForeignMemory;
+use super::privcmd::{MappedPages, Privcmd, XENMEM_RESOURCE_IOREQ_SERVER, XEN_PAGE_SIZE};
+
+/// `XENMEM_resource_ioreq_server_frame_ioreq(0)`: frame 0 is the buffered ring (absent with
+/// BUFIOREQ_OFF), the synchronous slots start at frame 1.
+const FRAME_IOREQ_0: u32 = 1;
+
+/// The ports of the PCI configuration mechanism. Xen decodes 0xcf8/0xcfc into PCI_CONFIG ioreqs
+/// itself, but forwards what it cannot (byte access to 0xcf9 = PIIX3 reset control, and accesses
+/// with the enable bit clear) as port I/O, which only reaches us if the range is registered.
+const PCI_CONFIG_PORTS: (u64, u64) = (0xcf8, 0xcff);
+
+/// The synchronous ioreq page(s) mapped from Xen: a safe wrapper that confines the shared-memory
+/// accesses to atomics and volatile copies.
+pub struct MappedIoreqPage {
+    pages: MappedPages,
+    slots: usize,
+}
+
+impl MappedIoreqPage {
+    pub fn new(pages: MappedPages, slots: usize) -> Result<Self, String> {
+        if !matches!(slots.checked_mul(IOREQ_SIZE), Some(need) if need <= pages.len()) {
+            return Err(format!("{slots} ioreq slots do not fit in {} mapped bytes", pages.len()));
+        }
+        Ok(MappedIoreqPage { pages, slots })
+    }
+
+    fn flags(&self, slot: usize) -> Option<&std::sync::atomic::AtomicU8> {
+        (slot < self.slots).then(|| self.pages.atomic_u8(slot * IOREQ_SIZE + OFFSET_FLAGS).ok()).flatten()
+    }
+}
+
+impl IoreqPage for MappedIoreqPage {
+    fn slots(&self) -> usize {
+        self.slots
+    }
+    fn state(&self, slot: usize) -> u8 {
+        self.flags(slot).map_or(ioreq::STATE_IOREQ_NONE, |f| f.load(Ordering::Acquire) & 0x0f)
+    }
+    fn set_state(&self, slot: usize, state: u8) {
+        if let Some(f) = self.flags(slot) {
+            // Xen does not touch the slot between READY and our IORESP_READY, so a load/store
+            // pair keeps the other flag bits; the release store publishes `data` first.
+            let b = f.load(Ordering::Relaxed);
+            f.store((b & 0xf0) | (state & 0x0f), Ordering::Release);
+        }
+    }
+    fn read(&self, slot: usize) -> [u8; IOREQ_SIZE] {
+        let mut b = [0u8; IOREQ_SIZE];
+        if slot < self.slots {
+            let _ = self.pages.read(slot * IOREQ_SIZE, &mut b);
+        }
+        b
+    }
+    fn write_data(&self, slot: usize, data: u64) {
+        if slot < self.slots {
+            let _ = self.pages.write_u64(slot * IOREQ_SIZE + OFFSET_DATA, data);
+        }
+    }
+}
+
+/// The port ranges to claim: the bus's port devices, plus the PCI configuration ports (which
+/// absorb the devices that live inside them: Xen refuses overlapping ranges of one server).
+pub fn port_ranges(bus: &IoBus) -> Vec<(u64, u64)> {
+    let (cfg_lo, cfg_hi) = PCI_CONFIG_PORTS;
+    let mut out: Vec<(u64, u64)> = bus
+        .ranges(AddressSpace::Io)
+        .into_iter()
+        .filter(|&(_, len, _)| len > 0)
+        .map(|(base, len, _)| (base, base + len - 1))
+        .filter(|&(lo, hi)| hi < cfg_lo || lo > cfg_hi)
+        .collect();
+    out.push(PCI_CONFIG_PORTS);
+    out.sort_unstable();
+    out
+}
+
+/// Registers everything the machine decodes with server `id`, and keeps BAR moves registered.
+pub fn register_ranges(dm: &DeviceModelOps, id: u16, bus: &IoBus) -> Result<(), String> {
+    for (lo, hi) in port_ranges(bus) {
+        dm.map_io_range_to_ioreq_server(id, IoRangeType::Port, lo, hi).map_err(|e| format!("ports {lo:#x}-{hi:#x}: {e}"))?;
+    }
+    for (base, len, name) in bus.ranges(AddressSpace::Mmio) {
+        if len == 0 {
+            continue;
+        }
+        let hi = base.saturating_add(len - 1);
+        dm.map_io_range_to_ioreq_server(id, IoRangeType::Memory, base, hi).map_err(|e| format!("{name} MMIO {base:#x}-{hi:#x}: {e}"))?;
+    }
+    for (address, _) in bus.pci_devices() {
+        let sbdf = pci_sbdf(0, address.bus, address.device, address.function);
+        dm.map_io_range_to_ioreq_server(id, IoRangeType::Pci, sbdf, sbdf).map_err(|e| format!("PCI {address}: {e}"))?;
+    }
+    let dm = dm.clone();
+    bus.add_bar_listener(Box::new(move |change| {
+        let ty = |s: BarSpace| if s == BarSpace::Io { IoRangeType::Port } else { IoRangeType::Memory };
+        if let Some(old) = change.old {
+            if let Err(e) = dm.unmap_io_range_from_ioreq_server(id, ty(old.space), old.base, old.base + old.size - 1) {
+                log::warn!("PCI {} BAR{} at {:#x}: {e}", change.address, change.index, old.base);
+            }
+        }
+        if let Some(new) = change.new {
+            if let Err(e) = dm.map_io_range_to_ioreq_server(id, ty(new.space), new.base, new.base + new.size - 1) {
+                log::warn!("PCI {} BAR{} at {:#x}: {e}", change.address, change.index, new.base);
+            }
+        }
+    }));
+    Ok(())
+}
+
+/// A running ioreq server. Dropping it disables and destroys the server and unbinds its ports.
+pub struct IoreqServer {
+    dm: DeviceModelOps,
+    id: u16,
+    page: Box<dyn IoreqPage>,
+    events: Arc<dyn EventChannels>,
+    /// Local event channel port of each vCPU's slot.
+    ports: Vec<u32>,
+    /// Unbinds the ports on drop (None in tests).
+    evtchn: Option<Arc<Evtchn>>,
+}
+
+impl IoreqServer {
+    /// Creates, maps, enables and binds a server for `dm.domid()`, in the order QEMU uses (the
+    /// slots' `vp_eport` fields are meaningful once the server is enabled).
+    pub fn create(dm: DeviceModelOps, privcmd: &Privcmd, evtchn: Arc<Evtchn>) -> Result<Self, String> {
+        let domid = dm.domid();
+        let id = dm.create_ioreq_server(BufIoreq::Off).map_err(|e| e.to_string())?;
+        // From here on, dropping `server` tears down whatever exists.
+        let mut server = IoreqServer { dm: dm.clone(), id, page: Box::new(ioreq::VecIoreqPage::new(0)), events: evtchn.clone(), ports: Vec::new(), evtchn: Some(evtchn.clone()) };
+        let vcpus = dm.nr_vcpus().map_err(|e| e.to_string())? as usize;
+        if vcpus == 0 || vcpus > 4096 {
+            return Err(format!("domain {domid} reports {vcpus} vCPUs"));
+        }
+        let frames = (vcpus * IOREQ_SIZE).div_ceil(XEN_PAGE_SIZE);
+        let pages = privcmd
+            .mmap_resource(domid, XENMEM_RESOURCE_IOREQ_SERVER, id as u32, FRAME_IOREQ_0, frames)
+            .map_err(|e| format!("mapping the ioreq page of server {id} (IOCTL_PRIVCMD_MMAP_RESOURCE): {e}"))?;
+        server.page = Box::new(MappedIoreqPage::new(pages, vcpus)?);
+        dm.set_ioreq_server_state(id, true).map_err(|e| e.to_string())?;
+        for vcpu in 0..vcpus {
+            let remote = RawIoreq::from_bytes(&server.page.read(vcpu)).vp_eport;
+            let local = evtchn.bind_interdomain(domid, remote).map_err(|e| format!("binding vCPU {vcpu}'s ioreq event channel {remote}: {e}"))?;
+            server.ports.push(local);
+        }
+        log::info!("ioreq server {id} for domain {domid}: {vcpus} vCPUs, local ports {:?}", server.ports);
+        Ok(server)
+    }
+
+    /// A server over an existing page and event channels (tests).
+    pub fn from_parts(dm: DeviceModelOps, id: u16, page: Box<dyn IoreqPage>, events: Arc<dyn EventChannels>, ports: Vec<u32>) -> Self {
+        IoreqServer { dm, id, page, events, ports, evtchn: None }
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn ports(&self) -> &[u32] {
+        &self.ports
+    }
+
+    /// Handles one event on local `port`: re-enable the port, serve the vCPU's slot, and notify
+    /// the vCPU if a request was answered. Events for unknown ports are only acknowledged.
+    pub fn handle_port(&self, port: u32, bus: &IoBus, mem: &dyn GuestMemory, invalidate: &dyn Fn()) -> Option<SlotOutcome> {
+        if let Err(e) = self.events.unmask(port) {
+            log::error!("unmasking event channel {port}: {e}");
+        }
+        let slot = self.ports.iter().position(|&p| p == port)?;
+        let outcome = ioreq::service_slot(self.page.as_ref(), slot, bus, mem, invalidate);
+        if matches!(outcome, SlotOutcome::Answered(_)) {
+            if let Err(e) = self.events.notify(port) {
+                log::error!("notifying vCPU {slot} (port {port}): {e}");
+            }
+        }
+        Some(outcome)
+    }
+
+    /// Serves events until `stop` is set. Dirty pages are reported after every event, so a
+    /// migration round never misses what an ioreq wrote.
+    pub fn run(&self, evtchn: &Evtchn, bus: &IoBus, mem: &ForeignMemory, stop: &AtomicBool) -> Result<(), String> {
+        let invalidate = || mem.invalidate();
+        while !stop.load(Ordering::SeqCst) {
+            match evtchn.wait_pending(Duration::from_millis(100)) {
+                Ok(Some(port)) => {
+                    self.handle_port(port, bus, mem, &invalidate);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("reading {}: {e}", super::evtchn::EVTCHN_PATH)),
+            }
+            mem.flush_dirty();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for IoreqServer {
+    fn drop(&mut self) {
+        if let Some(evtchn) = &self.evtchn {
+            for &p in &self.ports {
+                let _ = evtchn.unbind(p);
+            }
+            let _ = self.dm.set_ioreq_server_state(self.id, false);
+            if let Err(e) = self.dm.destroy_ioreq_server(self.id) {
+                log::warn!("{e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xen::dmop::testing::RecordingTransport;
+    use crate::xen::dmop::{XEN_DMOP_MAP_IO_RANGE_TO_IOREQ_SERVER, XEN_DMOP_UNMAP_IO_RANGE_FROM_IOREQ_SERVER};
+    use crate::xen::ioreq::{VecIoreqPage, IOREQ_TYPE_PIO, STATE_IOREQ_READY, STATE_IORESP_READY};
+    use devices::bus::BusDevice;
+    use devices::memory::TestMemory;
+    use devices::pci::config::{BarKind, ConfigSpace, PciIds};
+    use devices::pci::{BarRegion, PciAddress, PciDevice};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct RecordingEvents {
+        log: Mutex<Vec<(&'static str, u32)>>,
+    }
+
+    impl EventChannels for RecordingEvents {
+        fn notify(&self, port: u32) -> std::io::Result<()> {
+            self.log.lock().unwrap().push(("notify", port));
+            Ok(())
+        }
+        fn unmask(&self, port: u32) -> std::io::Result<()> {
+            self.log.lock().unwrap().push(("unmask", port));
+            Ok(())
+        }
+    }
+
+    struct Latch(u8);
+    impl BusDevice for Latch {
+        fn read(&mut self, _: u64, data: &mut [u8]) {
+            data.fill(self.0);
+        }
+        fn write(&mut self, _: u64, data: &[u8]) {
+            self.0 = data[0];
+        }
+    }
+
+    /// A PCI function with one 16-byte I/O BAR.
+    struct OneBar(ConfigSpace);
+    impl PciDevice for OneBar {
+        fn config_read(&mut self, offset: u16, data: &mut [u8]) {
+            self.0.read(offset, data)
+        }
+        fn config_write(&mut self, offset: u16, data: &[u8]) {
+            self.0.write(offset, data)
+        }
+        fn decoded_bars(&self) -> Vec<BarRegion> {
+            self.0.decoded_bars()
+        }
+    }
+
+    #[test]
+    fn events_are_served_on_the_vcpu_that_owns_the_port() {
+        let bus = IoBus::new();
+        bus.insert(AddressSpace::Io, 0x510, 1, "latch", Arc::new(Mutex::new(Latch(0x5a)))).unwrap();
+        let page = Arc::new(VecIoreqPage::new(3));
+        let events = Arc::new(RecordingEvents::default());
+        struct Shared(Arc<VecIoreqPage>);
+        impl IoreqPage for Shared {
+            fn slots(&self) -> usize {
+                self.0.slots()
+            }
+            fn state(&self, s: usize) -> u8 {
+                self.0.state(s)
+            }
+            fn set_state(&self, s: usize, st: u8) {
+                self.0.set_state(s, st)
+            }
+            fn read(&self, s: usize) -> [u8; IOREQ_SIZE] {
+                IoreqPage::read(self.0.as_ref(), s)
+            }
+            fn write_data(&self, s: usize, d: u64) {
+                self.0.write_data(s, d)
+            }
+        }
+        let dm = DeviceModelOps::new(RecordingTransport::new(), 1);
+        let server = IoreqServer::from_parts(dm, 0, Box::new(Shared(page.clone())), events.clone(), vec![40, 41, 42]);
+        let mem = TestMemory::new(4096);
+        let req = RawIoreq { addr: 0x510, size: 1, count: 1, read: true, state: STATE_IOREQ_READY, ty: IOREQ_TYPE_PIO, ..Default::default() };
+        page.post(2, &req);
+        // An event on vCPU 1's port: its slot is idle, so only the unmask happens.
+        assert_eq!(server.handle_port(41, &bus, &mem, &|| {}), Some(SlotOutcome::Ignored { state: 0 }));
+        assert_eq!(page.raw(2).state, STATE_IOREQ_READY, "vCPU 2's request waits for its own event");
+        assert!(matches!(server.handle_port(42, &bus, &mem, &|| {}), Some(SlotOutcome::Answered(Ok(_)))));
+        assert_eq!((page.raw(2).state, page.raw(2).data), (STATE_IORESP_READY, 0x5a));
+        // A second event for the same, already answered slot changes nothing and notifies nobody.
+        assert_eq!(server.handle_port(42, &bus, &mem, &|| {}), Some(SlotOutcome::Ignored { state: STATE_IORESP_READY }));
+        assert_eq!(server.handle_port(99, &bus, &mem, &|| {}), None);
+        assert_eq!(*events.log.lock().unwrap(), vec![("unmask", 41), ("unmask", 42), ("notify", 42), ("unmask", 42), ("unmask", 99)]);
+    }
+
+    #[test]
+    fn ranges_cover_ports_mmio_pci_functions_and_follow_bar_moves() {
+        let bus = IoBus::new();
+        let latch = Arc::new(Mutex::new(Latch(0)));
+        bus.insert(AddressSpace::Io, 0x70, 2, "cmos", latch.clone()).unwrap();
+        bus.insert(AddressSpace::Io, 0xcf9, 1, "reset", latch.clone()).unwrap();
+        bus.insert(AddressSpace::Mmio, 0xfed0_0000, 0x400, "mmio", latch).unwrap();
+        let mut cfg = ConfigSpace::new(PciIds { vendor_id: 0x1234, device_id: 0x11, ..Default::default() });
+        cfg.declare_bar(0, BarKind::Io, 16).unwrap();
+        bus.add_pci_device(PciAddress::new(0, 3, 0), Arc::new(Mutex::new(OneBar(cfg)))).unwrap();
+        assert_eq!(port_ranges(&bus), vec![(0x70, 0x71), (0xcf8, 0xcff)], "0xcf9 is inside the PCI ports range");
+
+        let t = RecordingTransport::new();
+        let dm = DeviceModelOps::new(t.clone(), 4);
+        register_ranges(&dm, 2, &bus).unwrap();
+        let seen = |c: &crate::xen::dmop::testing::Call| (c.op(), c.field(0, 2), c.field(4, 4), c.field(8, 8), c.field(16, 8));
+        let map = XEN_DMOP_MAP_IO_RANGE_TO_IOREQ_SERVER;
+        assert_eq!(
+            t.take().iter().map(seen).collect::<Vec<_>>(),
+            vec![(map, 2, 0, 0x70, 0x71), (map, 2, 0, 0xcf8, 0xcff), (map, 2, 1, 0xfed0_0000, 0xfed0_03ff), (map, 2, 2, 3 << 3, 3 << 3)]
+        );
+        // The guest programs BAR0 to 0xc000 and enables I/O decoding, then moves it.
+        bus.pci_config_write(PciAddress::new(0, 3, 0), 0x10, &0xc000u32.to_le_bytes());
+        bus.pci_config_write(PciAddress::new(0, 3, 0), 0x04, &[1]);
+        bus.pci_config_write(PciAddress::new(0, 3, 0), 0x10, &0xd000u32.to_le_bytes());
+        let unmap = XEN_DMOP_UNMAP_IO_RANGE_FROM_IOREQ_SERVER;
+        assert_eq!(t.take().iter().map(seen).collect::<Vec<_>>(), vec![(map, 2, 0, 0xc000, 0xc00f), (unmap, 2, 0, 0xc000, 0xc00f), (map, 2, 0, 0xd000, 0xd00f)]);
+    }
+}
