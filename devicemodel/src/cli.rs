@@ -7,6 +7,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::qmp::{ChardevBackend, ChardevSpec, ListenerSpec, MonSpec};
+
 pub const USAGE: &str = "\
 usage: devicemodel [options]
 
@@ -38,6 +40,12 @@ Control:
   -no-reboot                     exit instead of rebooting when the guest resets
   -S                             do not start the vCPUs until a QMP 'cont'
   -qmp unix:PATH,server=on,wait=off   QMP monitor socket
+  -chardev socket,id=ID,path=PATH|fd=N,server=on,wait=off  a character device (QMP monitors use it)
+  -mon chardev=ID,mode=control   a QMP monitor on a -chardev
+Drives:
+  -drive file=IMG,if=ide,index=N,media=disk|cdrom,format=raw[,cache=..][,readonly=on]
+  -drive if=none,id=ID[,file=IMG],format=raw,readonly=on  with  -device ide-cd|ide-hd,id=DEV,drive=ID,bus=ide.N,unit=M
+  -cdrom IMG, -hda/-hdb/-hdc/-hdd IMG   QEMU's shorthands
   -D FILE                        write the log to FILE instead of stderr
   -d ITEMS                       log items: guest_errors, unimp, debug, trace (comma separated)
   -version, --version            print the version and exit
@@ -55,11 +63,6 @@ pub enum SerialBackend {
 pub struct DebugExit {
     pub iobase: u16,
     pub iosize: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QmpSocket {
-    pub path: PathBuf,
 }
 
 /// `media=` of a drive.
@@ -138,10 +141,10 @@ pub struct Config {
     pub no_shutdown: bool,
     pub no_reboot: bool,
     pub start_paused: bool,
-    pub qmp: Vec<QmpSocket>,
-    /// `-chardev` and `-mon` arguments, parsed by the QMP module.
-    pub chardevs: Vec<String>,
-    pub mons: Vec<String>,
+    /// QMP monitors: `-qmp`, and `-mon chardev=ID,mode=control` on a `-chardev socket`.
+    pub qmp: Vec<ListenerSpec>,
+    /// Every `-chardev` (the monitor ones included).
+    pub chardevs: Vec<ChardevSpec>,
     pub ide: Vec<IdeAttachment>,
     pub log: LogConfig,
 }
@@ -165,7 +168,6 @@ impl Default for Config {
             start_paused: false,
             qmp: Vec::new(),
             chardevs: Vec::new(),
-            mons: Vec::new(),
             ide: Vec::new(),
             log: LogConfig { file: None, guest_errors: false, unimp: false, debug: false, trace: false },
         }
@@ -297,25 +299,6 @@ fn parse_serial(v: &str) -> Result<Option<SerialBackend>, CliError> {
             }
         },
     }))
-}
-
-fn parse_qmp(v: &str) -> Result<QmpSocket, CliError> {
-    let opts = split_opts(v);
-    let Some(path) = opts.first().and_then(|(k, p)| if k.is_empty() { p.strip_prefix("unix:") } else { None }) else {
-        return err(format!("-qmp {v}: only unix:PATH,server=on,wait=off sockets are supported"));
-    };
-    for (k, val) in &opts[1..] {
-        match (k.as_str(), val.as_str()) {
-            ("server", "on" | "yes") | ("wait", "off" | "no") => {}
-            ("nowait", _) => {}
-            ("server", _) | ("wait", _) => return err(format!("-qmp {v}: only server=on,wait=off is supported")),
-            _ => return err(format!("-qmp {v}: unknown socket property '{k}'")),
-        }
-    }
-    if path.is_empty() {
-        return err("-qmp unix:PATH: the socket path is empty");
-    }
-    Ok(QmpSocket { path: PathBuf::from(path) })
 }
 
 fn parse_machine(v: &str, cfg: &mut Config) -> Result<(), CliError> {
@@ -640,6 +623,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut serial_given = false;
     let mut drives: Vec<(DriveSpec, bool)> = Vec::new();
     let mut ide_devices: Vec<IdeDeviceSpec> = Vec::new();
+    let mut mons: Vec<MonSpec> = Vec::new();
     while let Some(arg) = args.next() {
         let Some(opt) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')).filter(|o| !o.is_empty()) else {
             return err(format!("'{arg}': unexpected argument (options start with '-'; see --help)"));
@@ -744,8 +728,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                     true,
                 ));
             }
-            "chardev" => cfg.chardevs.push(value("character device")?),
-            "mon" => cfg.mons.push(value("monitor description")?),
+            "chardev" => {
+                let c = crate::qmp::parse_chardev(&value("character device")?).map_err(|e| CliError(format!("-chardev: {e}")))?;
+                if cfg.chardevs.iter().any(|d| d.id == c.id) {
+                    return err(format!("-chardev: duplicate id '{}'", c.id));
+                }
+                cfg.chardevs.push(c);
+            }
+            "mon" => mons.push(crate::qmp::parse_mon(&value("monitor description")?).map_err(|e| CliError(format!("-mon: {e}")))?),
             "name" => {
                 let v = value("guest name")?;
                 cfg.name = split_opts(&v).into_iter().find(|(k, _)| k.is_empty() || k == "guest").map(|(_, n)| n);
@@ -753,13 +743,21 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             "no-shutdown" => cfg.no_shutdown = true,
             "no-reboot" => cfg.no_reboot = true,
             "S" => cfg.start_paused = true,
-            "qmp" => cfg.qmp.push(parse_qmp(&value("QMP socket")?)?),
+            "qmp" => cfg.qmp.push(crate::qmp::parse_qmp(&value("QMP socket")?).map_err(|e| CliError(format!("-qmp: {e}")))?),
             "D" => cfg.log.file = Some(PathBuf::from(value("log file")?)),
             "d" => parse_log_items(&value("log items")?, &mut cfg.log)?,
             other => return err(format!("-{other}: unsupported option (see --help for what this device model accepts)")),
         }
     }
     cfg.ide = resolve_ide(drives, ide_devices)?;
+    let monitors = crate::qmp::monitor_listeners(&cfg.chardevs, &mons).map_err(|e| CliError(format!("-mon: {e}")))?;
+    cfg.qmp.extend(monitors);
+    for c in &cfg.chardevs {
+        let used_by_monitor = mons.iter().any(|m| m.chardev == c.id);
+        if !used_by_monitor && !matches!(c.backend, ChardevBackend::Null) {
+            log::warn!("-chardev {}: only QMP monitors use character devices so far; this one is not connected to anything", c.id);
+        }
+    }
     if nographic && !serial_given {
         cfg.serials.push(SerialBackend::Stdio);
     }
@@ -836,7 +834,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.serials, vec![SerialBackend::Stdio]);
-        assert_eq!(c.qmp[0].path, PathBuf::from("/tmp/q.sock"));
+        assert_eq!(c.qmp[0].source, crate::qmp::ListenerSource::Path(PathBuf::from("/tmp/q.sock")));
         assert_eq!(c.debug_exit, Some(DebugExit { iobase: 0xf4, iosize: 4 }));
         assert_eq!(c.name.as_deref(), Some("demo"));
         assert!(c.log.guest_errors && c.log.unimp);

@@ -10,13 +10,18 @@ use devices::chipset::{i440fx::I440fx, piix3::Piix3, piix4_pm};
 use devices::clock::{Clock, HostClock};
 use devices::interrupt::InterruptLine;
 use devices::legacy::{cmos::Cmos, debug_port, i8042::I8042, reset, serial::Serial};
+use devices::memory::GuestMemory;
 use devices::pci::PciAddress;
+use devices::storage::ide::{IdeDriveConfig, IdeHandle, Piix3Ide, CHANNEL_IRQS, LEGACY_PORT_RANGES, PIIX3_IDE_ADDRESS};
 use devices::vm_control::VmControl;
 use vm_memory::GuestAddress;
 
 use crate::cli::{Config, SerialBackend};
-use crate::guest_ram::GuestRam;
+use crate::guest_ram::{DeviceRam, GuestRam};
 use crate::kvm::{cpu::CpuStart, interrupts::KvmIrqLine, KvmVm, RunControl};
+
+/// The IDE drives of one boot: `[channel][unit]`.
+pub type IdeDrives = [[Option<IdeDriveConfig>; 2]; 2];
 
 /// Why a guest stopped running.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +66,7 @@ pub struct Machine {
     /// COM ports, in order, for host-to-guest input.
     pub serials: Vec<Arc<Mutex<Serial>>>,
     pub cmos: Arc<Mutex<Cmos>>,
+    pub ide: IdeHandle,
 }
 
 fn shared<T: devices::bus::BusDevice + 'static>(d: T) -> Arc<Mutex<T>> {
@@ -91,6 +97,8 @@ impl Machine {
         irq_line: &dyn Fn(u32) -> Arc<dyn InterruptLine>,
         control: Arc<dyn VmControl>,
         clock: Arc<dyn Clock>,
+        dma_memory: Arc<dyn GuestMemory>,
+        ide_drives: IdeDrives,
     ) -> Result<Machine, MachineError> {
         let bus = Arc::new(IoBus::new());
 
@@ -104,6 +112,16 @@ impl Machine {
         insert(&bus, piix4_pm::GPE0_BLK as u64, piix4_pm::GPE0_BLK_LEN as u64, "piix4-gpe0", pm_io.clone())?;
         let apm = shared(piix4_pm::ApmControl::new(pm_io));
         insert(&bus, piix4_pm::SMI_CMD_PORT as u64, 2, "apm", apm)?;
+
+        // PIIX3 IDE in legacy mode: ports 0x1f0/0x3f6 and 0x170/0x376, IRQ 14/15, bus master in BAR4.
+        let ide = Piix3Ide::new(ide_drives, dma_memory, CHANNEL_IRQS.map(|irq| irq_line(irq as u32)))
+            .map_err(|e| MachineError(e.to_string()))?;
+        let ide_handle = ide.handle();
+        let legacy = ide_handle.legacy_ports();
+        for (base, len, name) in LEGACY_PORT_RANGES {
+            insert(&bus, base, len, name, legacy.clone())?;
+        }
+        bus.add_pci_device(PIIX3_IDE_ADDRESS, Arc::new(Mutex::new(ide))).map_err(pci_err)?;
 
         // ISA devices.
         let cmos = shared(Cmos::new(clock.clone(), irq_line(irq::RTC)));
@@ -131,7 +149,7 @@ impl Machine {
             insert(&bus, base as u64, 8, &format!("com{}", i + 1), s.clone())?;
             serials.push(s);
         }
-        Ok(Machine { bus, serials, cmos })
+        Ok(Machine { bus, serials, cmos, ide: ide_handle })
     }
 }
 
@@ -179,18 +197,17 @@ fn ram_ranges(mem_size: u64) -> Vec<(GuestAddress, usize)> {
     out
 }
 
-/// Builds the machine on KVM, boots it, and runs it until it stops.
-pub fn run_on_kvm(cfg: &Config) -> Result<StopReason, MachineError> {
+/// Builds the machine on KVM, boots it, and runs it until it stops. `on_built` sees the machine
+/// before its vCPUs start (QMP attaches to its devices there).
+pub fn run_on_kvm(cfg: &Config, control: Arc<RunControl>, ide_drives: IdeDrives, on_built: &dyn Fn(&Machine)) -> Result<StopReason, MachineError> {
     let ram = Arc::new(GuestRam::from_ranges(&ram_ranges(cfg.mem_size)).map_err(|e| MachineError(format!("cannot allocate {} MiB of guest RAM: {e}", cfg.mem_size >> 20)))?);
     let mut vm = KvmVm::new(ram.clone())?;
-    let control = Arc::new(RunControl::new(!cfg.start_paused));
-    if cfg.start_paused {
-        log::warn!("-S: the guest waits for a QMP 'cont'");
-    }
     let vmfd = vm.vm();
     let irq_line = move |gsi: u32| -> Arc<dyn InterruptLine> { Arc::new(KvmIrqLine::new(vmfd.clone(), gsi)) };
     let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
-    let machine = Machine::build(cfg, &irq_line, control.clone(), clock)?;
+    let dma: Arc<dyn GuestMemory> = Arc::new(DeviceRam::new(ram.clone()));
+    let machine = Machine::build(cfg, &irq_line, control.clone(), clock, dma, ide_drives)?;
+    on_built(&machine);
 
     let boot = if let Some(kernel_path) = &cfg.kernel {
         let acpi = firmware::acpi::AcpiConfig { cpus: cfg.cpus, ..Default::default() };

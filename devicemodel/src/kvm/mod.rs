@@ -24,18 +24,39 @@ use cpu::CpuStart;
 const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
 const KVM_IDENTITY_MAP_ADDRESS: u64 = 0xfffb_c000;
 
+/// A vCPU thread's pthread handle, to signal it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct VcpuThread(libc::pthread_t);
+
+// SAFETY: a pthread_t is an opaque handle (a pointer on musl) that is only passed to
+// pthread_kill; it is valid on any thread while the thread it names is alive, which
+// `RunControl` guarantees by removing the handle, under its lock, before the thread exits.
+unsafe impl Send for VcpuThread {}
+
 /// Why the machine stopped and how the main loop learns about it.
 pub struct RunControl {
     stop: Mutex<Option<StopReason>>,
     changed: Condvar,
-    /// vCPUs wait here while the guest is paused (`-S` until `cont`).
+    /// vCPUs wait here while the guest is paused (`-S` until `cont`, QMP `stop`).
     running: Mutex<bool>,
     resumed: Condvar,
+    /// The vCPU threads (to kick them out of KVM_RUN) and how many are parked.
+    vcpu_threads: Mutex<Vec<VcpuThread>>,
+    parked: Mutex<usize>,
+    parked_changed: Condvar,
 }
 
 impl RunControl {
     pub fn new(start_running: bool) -> Self {
-        RunControl { stop: Mutex::new(None), changed: Condvar::new(), running: Mutex::new(start_running), resumed: Condvar::new() }
+        RunControl {
+            stop: Mutex::new(None),
+            changed: Condvar::new(),
+            running: Mutex::new(start_running),
+            resumed: Condvar::new(),
+            vcpu_threads: Mutex::new(Vec::new()),
+            parked: Mutex::new(0),
+            parked_changed: Condvar::new(),
+        }
     }
 
     pub fn stop(&self, reason: StopReason) {
@@ -58,14 +79,59 @@ impl RunControl {
         s.clone()
     }
 
-    pub fn set_running(&self, running: bool) {
-        *self.running.lock().unwrap() = running;
+    pub fn is_running(&self) -> bool {
+        *self.running.lock().unwrap()
+    }
+
+    pub fn resume(&self) {
+        *self.running.lock().unwrap() = true;
         self.resumed.notify_all();
     }
 
-    fn wait_until_running(&self) {
+    /// Stops the vCPUs and returns once every one of them is parked outside KVM_RUN (or the
+    /// machine stopped).
+    pub fn pause(&self) {
+        *self.running.lock().unwrap() = false;
+        loop {
+            {
+                let threads = self.vcpu_threads.lock().unwrap();
+                let parked = *self.parked.lock().unwrap();
+                if parked >= threads.len() || self.stop_reason().is_some() {
+                    return;
+                }
+                for t in threads.iter() {
+                    // SAFETY: `t` is a live vCPU thread of this process: a thread removes itself
+                    // from the list, under this lock, before it exits. SIGRTMIN has a no-op handler.
+                    unsafe { libc::pthread_kill(t.0, SIGRTMIN()) };
+                }
+            }
+            let p = self.parked.lock().unwrap();
+            let _ = self.parked_changed.wait_timeout(p, Duration::from_millis(5)).unwrap();
+        }
+    }
+
+    /// Called on a vCPU thread: waits while the guest is paused.
+    fn park_while_paused(&self) {
         let r = self.running.lock().unwrap();
+        if *r {
+            return;
+        }
+        *self.parked.lock().unwrap() += 1;
+        self.parked_changed.notify_all();
         let _r = self.resumed.wait_while(r, |r| !*r && self.stop.lock().unwrap().is_none()).unwrap();
+        *self.parked.lock().unwrap() -= 1;
+    }
+
+    fn register_vcpu_thread(&self) {
+        // SAFETY: pthread_self has no preconditions.
+        self.vcpu_threads.lock().unwrap().push(VcpuThread(unsafe { libc::pthread_self() }));
+    }
+
+    fn unregister_vcpu_thread(&self) {
+        // SAFETY: pthread_self has no preconditions.
+        let me = VcpuThread(unsafe { libc::pthread_self() });
+        self.vcpu_threads.lock().unwrap().retain(|t| *t != me);
+        self.parked_changed.notify_all();
     }
 }
 
@@ -210,8 +276,12 @@ impl KvmVm {
 }
 
 fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control: &RunControl, exiting: &AtomicBool) {
-    control.wait_until_running();
+    control.register_vcpu_thread();
     while !exiting.load(Ordering::SeqCst) {
+        control.park_while_paused();
+        if exiting.load(Ordering::SeqCst) {
+            break;
+        }
         match vcpu.run() {
             Ok(exit) => match exit {
                 VcpuExit::IoIn(port, data) => bus.pio_read(port, data),
@@ -250,6 +320,7 @@ fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control:
             Err(e) => control.stop(StopReason::Error(format!("vCPU {index}: KVM_RUN: {e}"))),
         }
     }
+    control.unregister_vcpu_thread();
 }
 
 /// Copies a firmware image into place: the whole image as ROM ending at 4 GiB, and its last
