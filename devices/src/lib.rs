@@ -17,3 +17,4 @@ pub mod pci;
 pub mod ratelimit;
 pub mod storage;
 pub mod vm_control;
+pub mod xen_platform;
