@@ -1,0 +1,41 @@
+# Runs in L2 (sourced by the harness as this "scenario"'s host.sh): the same L3 guest under our
+# device model and under QEMU, alternating, ROUNDS times each. For each run it prints
+#   BENCH dm=<ours|qemu> launch_to_marker_s=<s> vmhwm_kb=<kB> rss_beyond_ram_kb=<kB> pio_us=<us>
+# launch_to_marker: from just before exec to the guest's first line (L2 /proc/uptime, 10 ms).
+# vmhwm: the device model's peak RSS. rss_beyond_ram: its RSS at the snapshot point minus the
+# resident part of guest RAM (mappings at least half the guest RAM size), read from smaps.
+ROUNDS=${ROUNDS:-3}
+MEMMB=256
+up() { cut -d' ' -f1 /proc/uptime; }
+one() {
+  kind=$1; out=/tmp/bench.out; : > $out
+  t0=$(up)
+  case $kind in
+    ours) /bin/devicemodel -accel kvm -m ${MEMMB}M -smp 1 -nodefaults -display none -serial stdio -no-reboot \
+            -kernel /l3/vmlinux -initrd $PWD/initrd.cpio -append "console=ttyS0 quiet pci=noearly panic=-1" > $out 2>&1 & ;;
+    qemu) /usr/bin/qemu-system-x86_64 -no-user-config -M pc -cpu host -accel kvm -m ${MEMMB}M -smp 1 -nodefaults -display none -serial stdio -no-reboot \
+            -kernel /l3/vmlinux -initrd $PWD/initrd.cpio -append "console=ttyS0 quiet pci=noearly panic=-1" > $out 2>&1 & ;;
+  esac
+  pid=$!
+  tm=""; hwm=0; beyond=""
+  while kill -0 $pid 2>/dev/null; do
+    h=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null); [ -n "$h" ] && hwm=$h
+    if [ -z "$tm" ] && grep -q BENCH-MARKER $out; then tm=$(up); fi
+    if [ -z "$beyond" ] && grep -q BENCH-SNAPSHOT $out; then
+      beyond=$(awk -v lim=$((MEMMB * 1024 / 2)) '
+        /^[0-9a-f]+-[0-9a-f]+ / { big = 0 }
+        /^Size:/ { big = ($2 >= lim) }
+        /^Rss:/ { if (big) ram += $2; else other += $2 }
+        END { print other }' /proc/$pid/smaps 2>/dev/null)
+    fi
+    sleep 0.05
+  done
+  wait $pid
+  pio=$(sed -n 's/.*us_per_exit=\([0-9.]*\).*/\1/p' $out)
+  lm=$(awk -v a=$t0 -v b=$tm 'BEGIN { if (b == "") print "none"; else printf "%.2f", b - a }')
+  echo "BENCH dm=$kind launch_to_marker_s=$lm vmhwm_kb=$hwm rss_beyond_ram_kb=${beyond:-none} pio_us=${pio:-none}"
+}
+# The first L3 boot in an L2 session is faster than later ones (page cache, TCG code cache): warm
+# up once with each, then alternate.
+one ours >/dev/null; one qemu >/dev/null
+for i in $(seq 1 $ROUNDS); do one ours; one qemu; done

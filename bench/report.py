@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's BENCH lines into a table (medians per device model, ratio ours/QEMU);
+with --write, replaces the generated section of docs/benchmarks.md."""
+import re, statistics, sys, subprocess, datetime
+
+rows = [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in open(sys.argv[1]) if line.startswith("BENCH ")]
+metrics = [
+    ("launch_to_marker_s", "launch to guest marker (s)", "lower"),
+    ("vmhwm_kb", "device-model peak RSS, VmHWM (KiB)", "lower"),
+    ("rss_beyond_ram_kb", "device-model RSS beyond guest RAM (KiB)", "lower"),
+    ("pio_us", "port-I/O exit round trip, guest /dev/port read of 0x64 (us)", "lower"),
+]
+def med(dm, key):
+    vals = [float(r[key]) for r in rows if r.get("dm") == dm and r.get(key) not in (None, "none")]
+    return (statistics.median(vals), len(vals)) if vals else (None, 0)
+lines = ["| metric | ours | QEMU | ours/QEMU | runs |", "|---|---|---|---|---|"]
+for key, label, _ in metrics:
+    (o, n1), (q, n2) = med("ours", key), med("qemu", key)
+    ratio = f"{o / q:.2f}" if o is not None and q else "n/a"
+    fmt = lambda v: "n/a" if v is None else (f"{v:.2f}" if v < 100 else f"{v:.0f}")
+    lines.append(f"| {label} | {fmt(o)} | {fmt(q)} | {ratio} | {n1}/{n2} |")
+table = "\n".join(lines)
+print(table)
+print("\nraw:")
+print(open(sys.argv[1]).read())
+if "--write" in sys.argv:
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    day = datetime.date.today().isoformat()
+    block = (f"<!-- bench:begin -->\nMeasured {day} at commit {rev} with `bench/run.sh --write` (medians; raw lines below).\n\n"
+             f"{table}\n\n```\n{open(sys.argv[1]).read()}```\n<!-- bench:end -->")
+    path = "docs/benchmarks.md"
+    text = open(path).read()
+    text = re.sub(r"<!-- bench:begin -->.*<!-- bench:end -->", lambda m: block, text, flags=re.S)
+    open(path, "w").write(text)
+    print(f"wrote {path}")

@@ -1,0 +1,30 @@
+#!/bin/bash
+# Benchmark: the same L3 guest on our device model and on QEMU, side by side in ONE L2 session
+# under nested QEMU (see tests/README.md for the nesting). Prints a table and, with --write,
+# updates docs/benchmarks.md.
+#   bench/run.sh [--write]        ROUNDS=3 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+tests/scripts/setup.sh >/dev/null
+. "${XDG_CACHE_HOME:-$HOME/.cache}/devicemodel-tests/setup.env"
+tests/scripts/build-images.sh >/dev/null
+OUT=$ROOT/target/bench; rm -rf "$OUT"; mkdir -p "$OUT/l3/bin" "$OUT/ov/scen/bench"
+# L3 initramfs: busybox + the exit-cost probe.
+cp /bin/busybox "$OUT/l3/bin/busybox"
+for a in sh mount cut sleep poweroff echo; do ln -sf busybox "$OUT/l3/bin/$a"; done
+gcc -O2 -static -o "$OUT/l3/bin/pio" tests/guest-tools/pio.c
+install -m 755 bench/l3-init "$OUT/l3/init"
+(cd "$OUT/l3" && find . | cpio -o -H newc --quiet) > "$OUT/ov/scen/bench/initrd.cpio"
+# The harness's L2 init runs /scen/<name>/host.sh for each name in /scen/list.
+cp bench/l2-bench.sh "$OUT/ov/scen/bench/host.sh"
+echo bench > "$OUT/ov/scen/list"; echo 900 > "$OUT/ov/scen/bench/timeout"
+printf 'DM=ours\nROUNDS=%s\n' "${ROUNDS:-3}" > "$OUT/ov/scen/env"
+(cd "$OUT/ov" && find . | cpio -o -H newc --quiet) > "$OUT/overlay.cpio"
+cat target/nested/l2-base.cpio target/nested/l2-qemu.cpio "$OUT/overlay.cpio" > "$OUT/l2.cpio"
+echo "bench: booting L1 (QEMU TCG) -> L2 -> ours and QEMU, $((2 * ${ROUNDS:-3} + 2)) guest boots" >&2
+timeout 1200 qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 1 -nodefaults -no-user-config -display none \
+  -serial stdio -no-reboot -kernel "$VMLINUZ" -initrd "$OUT/l2.cpio" -append "console=ttyS0 panic=-1 quiet" \
+  </dev/null > "$OUT/console.log" 2>&1 || true
+grep '^BENCH ' "$OUT/console.log" | tr -d '\r' > "$OUT/results.txt" || { echo "bench: no results; see $OUT/console.log" >&2; exit 1; }
+python3 bench/report.py "$OUT/results.txt" "$@"
