@@ -425,6 +425,130 @@ pub fn service_slot(page: &dyn IoreqPage, slot: usize, bus: &IoBus, mem: &dyn Gu
     SlotOutcome::Answered(decoded)
 }
 
+/// `IOREQ_BUFFER_SLOT_NUM`: 8-byte slots after the two 32-bit pointers of `buffered_iopage`.
+pub const BUFFER_SLOTS: u32 = 511;
+
+/// The buffered ring (`struct buffered_iopage`): Xen appends single writes it need not wait for
+/// (the VGA window, TIMEOFFSET) and bumps `write_pointer`; we consume and bump `read_pointer`. In
+/// `HVM_IOREQSRV_BUFIOREQ_ATOMIC` mode Xen may rebase both pointers at once, so the consumer reads
+/// the pair consistently and advances `read_pointer` with an atomic add.
+pub trait BufferedPage: Send + Sync {
+    /// Loaded with acquire ordering.
+    fn read_pointer(&self) -> u32;
+    /// Loaded with acquire ordering (the slots before it are visible after it).
+    fn write_pointer(&self) -> u32;
+    /// The 8-byte slot `index` (taken modulo [`BUFFER_SLOTS`]).
+    fn slot(&self, index: u32) -> u64;
+    /// Atomically adds `n` to `read_pointer` (release: we are done with those slots).
+    fn advance_read_pointer(&self, n: u32);
+}
+
+/// Decodes a `struct buf_ioreq` (as a little-endian u64): type bits 7:0, dir bit 9, size code bits
+/// 11:10 (1, 2, 4, 8 bytes), addr bits 31:12 (20 bits), data bits 63:32.
+pub fn decode_buffered(slot: u64) -> RawIoreq {
+    RawIoreq {
+        ty: slot as u8,
+        read: (slot >> 9) & 1 != 0,
+        size: 1 << ((slot >> 10) & 3),
+        addr: (slot >> 12) & 0xf_ffff,
+        data: slot >> 32,
+        count: 1,
+        state: STATE_IOREQ_READY,
+        ..Default::default()
+    }
+}
+
+/// Consumes everything in the buffered ring (at most one ring's worth per call, so a flooding
+/// guest cannot pin this thread). Only single writes are meaningful here; anything else is
+/// dropped with a log. Returns the number of requests performed.
+pub fn drain_buffered(page: &dyn BufferedPage, bus: &IoBus, mem: &dyn GuestMemory) -> usize {
+    let mut done = 0;
+    for _ in 0..BUFFER_SLOTS {
+        let rd = page.read_pointer();
+        let wr = page.write_pointer();
+        if page.read_pointer() != rd {
+            continue; // Xen rebased the pointers between our two loads
+        }
+        let pending = wr.wrapping_sub(rd);
+        if pending == 0 {
+            break;
+        }
+        if pending > BUFFER_SLOTS {
+            log::error!("buffered ioreq ring pointers {rd}/{wr} are inconsistent; discarding the ring");
+            page.advance_read_pointer(pending);
+            break;
+        }
+        let mut req = decode_buffered(page.slot(rd));
+        let quad = req.size == 8;
+        if quad {
+            if pending < 2 {
+                break; // the upper half is not written yet
+            }
+            req.data |= page.slot(rd.wrapping_add(1)) << 32;
+        }
+        if req.read {
+            devices::guest_warn!("buffered ioreq is a read (type {} addr {:#x}); dropped", req.ty, req.addr);
+        } else {
+            match decode(&req.wire()) {
+                Ok(r) => {
+                    dispatch(&r, bus, mem);
+                    done += 1;
+                }
+                Err(m) => devices::guest_warn!("malformed buffered ioreq: {}", m.reason),
+            }
+        }
+        page.advance_read_pointer(if quad { 2 } else { 1 });
+    }
+    done
+}
+
+/// A buffered ring in ordinary memory (tests and fuzzing); [`VecBufferedPage::push`] plays Xen.
+#[derive(Debug, Default)]
+pub struct VecBufferedPage {
+    read: std::sync::atomic::AtomicU32,
+    write: std::sync::atomic::AtomicU32,
+    slots: std::sync::Mutex<Vec<u64>>,
+}
+
+impl VecBufferedPage {
+    pub fn new() -> Self {
+        VecBufferedPage { slots: std::sync::Mutex::new(vec![0; BUFFER_SLOTS as usize]), ..Default::default() }
+    }
+    /// Appends raw slots and publishes them.
+    pub fn push(&self, raw: &[u64]) {
+        let wr = self.write.load(std::sync::atomic::Ordering::SeqCst);
+        let mut slots = self.slots.lock().unwrap();
+        for (i, v) in raw.iter().enumerate() {
+            slots[(wr.wrapping_add(i as u32) % BUFFER_SLOTS) as usize] = *v;
+        }
+        self.write.store(wr.wrapping_add(raw.len() as u32), std::sync::atomic::Ordering::SeqCst);
+    }
+    /// Sets both pointers (e.g. Xen's rebase, or a corrupt ring).
+    pub fn set_pointers(&self, read: u32, write: u32) {
+        self.read.store(read, std::sync::atomic::Ordering::SeqCst);
+        self.write.store(write, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// Encodes a `buf_ioreq` slot.
+    pub fn encode(ty: u8, read: bool, size_code: u8, addr: u32, data: u32) -> u64 {
+        ty as u64 | (read as u64) << 9 | ((size_code & 3) as u64) << 10 | ((addr & 0xf_ffff) as u64) << 12 | (data as u64) << 32
+    }
+}
+
+impl BufferedPage for VecBufferedPage {
+    fn read_pointer(&self) -> u32 {
+        self.read.load(std::sync::atomic::Ordering::Acquire)
+    }
+    fn write_pointer(&self) -> u32 {
+        self.write.load(std::sync::atomic::Ordering::Acquire)
+    }
+    fn slot(&self, index: u32) -> u64 {
+        self.slots.lock().unwrap()[(index % BUFFER_SLOTS) as usize]
+    }
+    fn advance_read_pointer(&self, n: u32) {
+        self.read.fetch_add(n, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// A shared page in ordinary memory, for tests and the fuzzer; Xen's side is played by
 /// [`VecIoreqPage::post`].
 #[derive(Debug)]
@@ -721,6 +845,49 @@ mod tests {
         assert_eq!(outcome, SlotOutcome::Answered(Ok(Request::Invalidate)));
         assert_eq!(invalidated.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(r.page.raw(1).state, STATE_IORESP_READY);
+    }
+
+    #[test]
+    fn buffered_ring_performs_writes_in_order_and_joins_quad_words() {
+        let r = rig();
+        let ring = VecBufferedPage::new();
+        // A byte write to the MMIO device is not possible in the 20-bit space; use the port device
+        // (PIO) and TIMEOFFSET as Xen does, plus an 8-byte write split over two slots.
+        ring.push(&[
+            VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 0, PORT as u32, 0x11),
+            VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 1, PORT as u32 + 2, 0x3322),
+            VecBufferedPage::encode(IOREQ_TYPE_TIMEOFFSET, false, 3, 0, 0x10),
+            0x0000_0000, // upper half of the quad word
+        ]);
+        assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 3);
+        assert_eq!(ring.read_pointer(), 4);
+        assert_eq!(r.port_dev.lock().unwrap().writes, vec![(PORT as u64, vec![0x11]), (PORT as u64 + 2, vec![0x22, 0x33])]);
+        assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 0, "an empty ring does nothing");
+    }
+
+    #[test]
+    fn buffered_ring_waits_for_the_second_half_and_survives_corruption() {
+        let r = rig();
+        let ring = VecBufferedPage::new();
+        ring.push(&[VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 3, 0xa0000, 1)]);
+        assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 0);
+        assert_eq!(ring.read_pointer(), 0, "half a quad word stays in the ring");
+        // Reads, malformed sizes and unknown types are consumed without effect.
+        ring.set_pointers(0, 0);
+        ring.push(&[VecBufferedPage::encode(IOREQ_TYPE_PIO, true, 0, PORT as u32, 0), VecBufferedPage::encode(9, false, 0, 0, 0)]);
+        assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 0);
+        assert_eq!(ring.read_pointer(), 2);
+        // Pointers further apart than the ring is long: discarded, not looped over.
+        ring.set_pointers(5, 5000);
+        assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 0);
+        assert_eq!(ring.read_pointer(), 5000);
+        // Pointers that wrap u32 still work.
+        ring.set_pointers(u32::MAX, u32::MAX);
+        ring.push(&[VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 0, PORT as u32, 7), VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 0, PORT as u32, 8)]);
+        assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 2);
+        assert_eq!(ring.read_pointer(), 1);
+        let d = r.port_dev.lock().unwrap();
+        assert_eq!((d.reads, d.writes.len()), (0, 2));
     }
 
     /// A small xorshift generator: deterministic, so a failure reproduces.
