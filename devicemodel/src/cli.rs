@@ -52,9 +52,29 @@ Drives:
   -h, -help, --help              print this help and exit
 ";
 
+/// Which machine to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineKind {
+    /// The i440FX PC on KVM.
+    Pc,
+    /// Xen HVM (`-machine xenfv`): the PC plus the xen-platform device; with
+    /// `platform_device: false` (`-machine pc,accel=xen`, libxl's xen_platform_pci=0) without it.
+    XenFv { platform_device: bool },
+    /// `-machine none`: no guest at all, only the QMP monitor (libxl 4.20's capability probe).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Xen,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SerialBackend {
     Stdio,
+    /// A pseudo-terminal; its name is reported by QMP `query-chardev` (libxl's `serial='pty'`).
+    Pty,
     File(PathBuf),
     Null,
 }
@@ -146,6 +166,20 @@ pub struct Config {
     /// Every `-chardev` (the monitor ones included).
     pub chardevs: Vec<ChardevSpec>,
     pub ide: Vec<IdeAttachment>,
+    pub machine: MachineKind,
+    pub accel: Option<Accel>,
+    /// `-xen-domid`: the guest this device model serves.
+    pub xen_domid: Option<u16>,
+    /// `-xen-domid-restrict`: drop privileges over other domains after setup.
+    pub xen_domid_restrict: bool,
+    /// `-chroot DIR` / `-run-with chroot=DIR`, `-runas USER|UID:GID` / `-run-with user=`: applied after setup.
+    pub chroot: Option<PathBuf>,
+    pub runas: Option<String>,
+    /// `-incoming fd:N` (restore).
+    pub incoming_fd: Option<i32>,
+    /// Devices and displays the command line asked for that we do not emulate yet (accepted with
+    /// a warning so that a default libxl configuration starts; see README "Command-line policy").
+    pub not_emulated: Vec<String>,
     pub log: LogConfig,
 }
 
@@ -169,6 +203,14 @@ impl Default for Config {
             qmp: Vec::new(),
             chardevs: Vec::new(),
             ide: Vec::new(),
+            machine: MachineKind::Pc,
+            accel: None,
+            xen_domid: None,
+            xen_domid_restrict: false,
+            chroot: None,
+            runas: None,
+            incoming_fd: None,
+            not_emulated: Vec::new(),
             log: LogConfig { file: None, guest_errors: false, unimp: false, debug: false, trace: false },
         }
     }
@@ -289,12 +331,13 @@ fn parse_serial(v: &str) -> Result<Option<SerialBackend>, CliError> {
     Ok(Some(match v {
         "stdio" | "mon:stdio" => SerialBackend::Stdio,
         "null" => SerialBackend::Null,
+        "pty" => SerialBackend::Pty,
         "none" => return Ok(None),
         _ => match v.strip_prefix("file:") {
             Some(p) if !p.is_empty() => SerialBackend::File(PathBuf::from(p)),
             _ => {
                 return err(format!(
-                    "-serial {v}: unsupported serial backend (use stdio, file:PATH, null or none; pty comes later)"
+                    "-serial {v}: unsupported serial backend (use stdio, pty, file:PATH, null or none)"
                 ))
             }
         },
@@ -302,32 +345,59 @@ fn parse_serial(v: &str) -> Result<Option<SerialBackend>, CliError> {
 }
 
 fn parse_machine(v: &str, cfg: &mut Config) -> Result<(), CliError> {
+    let mut accel = None;
+    let mut kind = MachineKind::Pc;
     for (k, val) in split_opts(v) {
         match k.as_str() {
             "" | "type" => match val.as_str() {
-                "pc" => {}
-                t if t.starts_with("pc-i440fx") => {}
-                other => return err(format!("-machine {other}: unsupported machine type (this device model emulates 'pc', the i440FX/PIIX3 PC)")),
+                "pc" => kind = MachineKind::Pc,
+                t if t.starts_with("pc-i440fx") => kind = MachineKind::Pc,
+                "xenfv" | "xenfv-4.2" | "xenfv-3.1" => kind = MachineKind::XenFv { platform_device: true },
+                "none" => kind = MachineKind::None,
+                "xenpv" => {
+                    return err("-machine xenpv: the PV console/backend role for stub domains is not supported; leave device_model_override unset for the stub domain's dom0 helper")
+                }
+                other => return err(format!("-machine {other}: unsupported machine type (supported: pc, xenfv, none)")),
             },
-            "accel" => check_accel(&val)?,
+            "accel" => accel = Some(check_accel(&val)?),
             "kernel-irqchip" if val == "on" || val == "split" => {}
-            "dump-guest-core" | "mem-merge" | "vmport" | "usb" | "hpet" | "smm" | "sata" => {
+            "igd-passthru" if val == "on" => return err("-machine igd-passthru=on: IGD passthrough is not supported"),
+            "dump-guest-core" | "mem-merge" | "vmport" | "usb" | "hpet" | "smm" | "sata" | "suppress-vmdesc" | "max-ram-below-4g"
+            | "igd-passthru" => {
                 log::debug!("-machine {k}={val} accepted; it does not change this machine");
             }
             other => return err(format!("-machine: unsupported property '{other}'")),
         }
     }
-    let _ = cfg;
+    if kind == MachineKind::Pc && accel == Some(Accel::Xen) {
+        // libxl's xen_platform_pci=0 form.
+        kind = MachineKind::XenFv { platform_device: false };
+    }
+    if let MachineKind::XenFv { .. } = kind {
+        accel = Some(Accel::Xen);
+    }
+    cfg.machine = kind;
+    if accel.is_some() {
+        cfg.accel = accel;
+    }
     Ok(())
 }
 
-fn check_accel(v: &str) -> Result<(), CliError> {
+fn check_accel(v: &str) -> Result<Accel, CliError> {
     let name = split_opts(v).into_iter().next().map(|(_, n)| n).unwrap_or_default();
     match name.as_str() {
-        "kvm" => Ok(()),
-        other => err(format!("-accel {other}: unsupported accelerator (this device model runs guests on kvm; xen comes with the Xen backend)")),
+        "kvm" => Ok(Accel::Kvm),
+        "xen" => Ok(Accel::Xen),
+        other => err(format!("-accel {other}: unsupported accelerator (this device model runs guests on kvm or serves xen)")),
     }
 }
+
+/// Devices libxl may ask for that we do not emulate yet: accepted with a loud warning so a
+/// default `xl` configuration starts (the guest runs without them), never silently.
+const NOT_YET_EMULATED: [&str; 18] = [
+    "VGA", "cirrus-vga", "qxl-vga", "qxl", "intel-hda", "hda-duplex", "hda-micro", "hda-output", "rtl8139", "e1000",
+    "virtio-net-pci", "piix3-usb-uhci", "ich9-usb-ehci1", "ich9-usb-uhci1", "nec-usb-xhci", "usb-tablet", "usb-mouse", "usb-kbd",
+];
 
 fn parse_device(v: &str, cfg: &mut Config, ide_devices: &mut Vec<IdeDeviceSpec>) -> Result<(), CliError> {
     let opts = split_opts(v);
@@ -355,6 +425,11 @@ fn parse_device(v: &str, cfg: &mut Config, ide_devices: &mut Vec<IdeDeviceSpec>)
             Ok(())
         }
         "" => err("-device: missing driver name"),
+        other if NOT_YET_EMULATED.contains(&other) || other.starts_with("ich9-usb-uhci") => {
+            cfg.not_emulated.push(format!("-device {v}"));
+            Ok(())
+        }
+        "xen-pci-passthrough" | "vfio-pci" => err(format!("-device {driver}: PCI passthrough is not supported yet")),
         other => err(format!("-device {other}: unsupported device (supported: ide-hd, ide-cd, isa-debug-exit)")),
     }
 }
@@ -642,8 +717,64 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
         match opt.as_str() {
             "h" | "help" => return Ok(Command::Help),
             "version" => return Ok(Command::Version),
-            "accel" => check_accel(&value("accelerator")?)?,
-            "enable-kvm" => {}
+            "accel" => cfg.accel = Some(check_accel(&value("accelerator")?)?),
+            "enable-kvm" => cfg.accel = Some(Accel::Kvm),
+            "xen-domid" => {
+                let v = value("domain id")?;
+                let id = parse_int(&v).filter(|&d| d > 0 && d < 0x7ff0).ok_or_else(|| CliError(format!("-xen-domid {v}: not a guest domain id (1-32751)")))?;
+                cfg.xen_domid = Some(id as u16);
+            }
+            "xen-domid-restrict" => cfg.xen_domid_restrict = true,
+            "xen-attach" => return err("-xen-attach: the PV console/backend role is not supported (it is used for PV guests and stub-domain consoles)"),
+            "chroot" => cfg.chroot = Some(PathBuf::from(value("directory")?)),
+            "runas" => cfg.runas = Some(value("user")?),
+            "run-with" => {
+                let v = value("run-with options")?;
+                for (k, val) in split_opts(&v) {
+                    match k.as_str() {
+                        "chroot" => cfg.chroot = Some(PathBuf::from(val)),
+                        "user" => cfg.runas = Some(val),
+                        "async-teardown" => {}
+                        _ => return err(format!("-run-with {v}: unknown property '{k}' (chroot, user)")),
+                    }
+                }
+            }
+            "incoming" => {
+                let v = value("migration source")?;
+                let fd = v.strip_prefix("fd:").and_then(|f| f.parse::<i32>().ok()).filter(|f| *f >= 0);
+                match fd {
+                    Some(fd) => cfg.incoming_fd = Some(fd),
+                    None => return err(format!("-incoming {v}: only fd:N is supported (what libxl passes on restore)")),
+                }
+            }
+            "vnc" => {
+                let v = value("VNC display")?;
+                if v != "none" {
+                    cfg.not_emulated.push(format!("-vnc {v} (no VNC server yet)"));
+                }
+            }
+            "spice" => {
+                let v = value("SPICE options")?;
+                cfg.not_emulated.push(format!("-spice {v} (no SPICE server yet)"));
+            }
+            "k" => {
+                let _ = value("keymap")?;
+            }
+            "usb" => cfg.not_emulated.push("-usb".into()),
+            "usbdevice" => {
+                let v = value("USB device")?;
+                cfg.not_emulated.push(format!("-usbdevice {v}"));
+            }
+            "net" => {
+                let v = value("network")?;
+                if v != "none" {
+                    return err(format!("-net {v}: only -net none is supported (NICs come with -device/-netdev)"));
+                }
+            }
+            "netdev" => {
+                let v = value("network backend")?;
+                cfg.not_emulated.push(format!("-netdev {v}"));
+            }
             "machine" | "M" => parse_machine(&value("machine type")?, &mut cfg)?,
             "m" => {
                 let v = value("memory size")?;
@@ -755,7 +886,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     for c in &cfg.chardevs {
         let used_by_monitor = mons.iter().any(|m| m.chardev == c.id);
         if !used_by_monitor && !matches!(c.backend, ChardevBackend::Null) {
-            log::warn!("-chardev {}: only QMP monitors use character devices so far; this one is not connected to anything", c.id);
+            cfg.not_emulated.push(format!("-chardev {} (only QMP monitors use character devices so far)", c.id));
         }
     }
     if nographic && !serial_given {
@@ -767,9 +898,29 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     if cfg.kernel.is_some() && cfg.bios.is_some() {
         return err("-kernel and -bios cannot be combined yet: use one or the other");
     }
-    if cfg.kernel.is_none() && cfg.bios.is_none() {
-        return err("nothing to boot: give -kernel FILE (a Linux vmlinux or bzImage) or -bios FILE (e.g. /usr/share/seabios/bios.bin)");
+    match (cfg.machine, &cfg.accel) {
+        (MachineKind::XenFv { .. }, _) | (_, Some(Accel::Xen)) => {
+            if cfg.machine != MachineKind::None && cfg.xen_domid.is_none() {
+                return err("-machine xenfv needs -xen-domid DOMID (the HVM guest this device model serves)");
+            }
+            if cfg.machine == MachineKind::Pc {
+                cfg.machine = MachineKind::XenFv { platform_device: false };
+            }
+            if cfg.kernel.is_some() {
+                return err("-kernel with Xen: direct kernel boot through fw_cfg is not supported; boot the guest from a disk or CD-ROM");
+            }
+        }
+        (MachineKind::None, _) => {}
+        (MachineKind::Pc, _) => {
+            if cfg.xen_domid.is_some() {
+                return err("-xen-domid needs -machine xenfv (or -machine pc,accel=xen)");
+            }
+            if cfg.kernel.is_none() && cfg.bios.is_none() {
+                return err("nothing to boot: give -kernel FILE (a Linux vmlinux or bzImage) or -bios FILE (e.g. /usr/share/seabios/bios.bin)");
+            }
+        }
     }
+
     Ok(Command::Run(Box::new(cfg)))
 }
 
@@ -881,6 +1032,35 @@ mod tests {
         assert!(e.0.contains("read-only"), "{e}");
         let e = run(&["-kernel", "k", "-drive", "if=scsi,file=/a"]).unwrap_err();
         assert!(e.0.contains("if=scsi"), "{e}");
+    }
+
+    #[test]
+    fn the_argv_libxl_4_17_emits_for_an_hvm_guest_parses() {
+        let argv = "-xen-domid 7 -no-shutdown \
+            -chardev socket,id=libxl-cmd,path=/var/run/xen/qmp-libxl-7,server=on,wait=off -mon chardev=libxl-cmd,mode=control \
+            -chardev socket,id=libxenstat-cmd,path=/var/run/xen/qmp-libxenstat-7,server=on,wait=off -mon chardev=libxenstat-cmd,mode=control \
+            -nodefaults -no-user-config -name hvmtest -vnc 127.0.0.1:0,to=99 -display none -serial pty -device VGA,vgamem_mb=16 \
+            -boot order=d -usb -usbdevice tablet -smp 2,maxcpus=2 -device rtl8139,id=nic0,netdev=net0,mac=00:16:3e:00:00:01 \
+            -netdev type=tap,id=net0,ifname=vif7.0-emu,br=xenbr0,script=no,downscript=no \
+            -machine xenfv,suppress-vmdesc=on -m 496 \
+            -drive file=/var/lib/xen/disk.raw,if=ide,index=0,media=disk,format=raw,cache=writeback \
+            -drive if=none,readonly=on,id=ide-5632,file=/root/a.iso,format=raw -device ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0";
+        let c = run(&argv.split_whitespace().filter(|w| *w != "\\").collect::<Vec<_>>()).unwrap();
+        assert_eq!(c.machine, MachineKind::XenFv { platform_device: true });
+        assert_eq!(c.xen_domid, Some(7));
+        assert_eq!(c.qmp.len(), 2);
+        assert_eq!(c.serials, vec![SerialBackend::Pty]);
+        assert_eq!(c.mem_size, 496 << 20);
+        assert_eq!(c.ide.len(), 2);
+        assert!(c.no_shutdown);
+        // Accepted but not emulated yet: each is reported, none silently dropped.
+        for what in ["-vnc", "VGA", "-usb", "tablet", "rtl8139", "-netdev"] {
+            assert!(c.not_emulated.iter().any(|n| n.contains(what)), "{what} missing from {:?}", c.not_emulated);
+        }
+        let e = run(&["-machine", "xenfv"]).unwrap_err();
+        assert!(e.0.contains("-xen-domid"), "{e}");
+        let c = run(&["-S", "-no-user-config", "-nodefaults", "-nographic", "-machine", "none,accel=xen", "-chardev", "socket,id=libxl-cmd,fd=3,server=on,wait=off", "-mon", "chardev=libxl-cmd,mode=control"]).unwrap();
+        assert_eq!(c.machine, MachineKind::None);
     }
 
     #[test]

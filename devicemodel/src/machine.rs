@@ -16,9 +16,26 @@ use devices::storage::ide::{IdeDriveConfig, IdeHandle, Piix3Ide, CHANNEL_IRQS, L
 use devices::vm_control::VmControl;
 use vm_memory::GuestAddress;
 
-use crate::cli::{Config, SerialBackend};
+use crate::cli::{Config, MachineKind, SerialBackend};
+use crate::pty::{Pty, PtyWriter};
 use crate::guest_ram::{DeviceRam, GuestRam};
 use crate::kvm::{cpu::CpuStart, interrupts::KvmIrqLine, KvmVm, RunControl};
+
+/// How the machine's devices reach the hypervisor: interrupts, DMA, power requests.
+pub struct Wiring {
+    /// ISA IRQ (0-15) lines: KVM `KVM_IRQ_LINE`, Xen `set_isa_irq_level`.
+    pub isa_irq: Box<dyn Fn(u32) -> Arc<dyn InterruptLine>>,
+    pub control: Arc<dyn VmControl>,
+    pub clock: Arc<dyn Clock>,
+    /// Guest RAM for device DMA (dirty-tracked).
+    pub dma_memory: Arc<dyn GuestMemory>,
+    /// Told when the guest reroutes a PIIX3 PIRQ (Xen forwards it as `set_pci_link_route`).
+    pub pirq_observer: Option<devices::chipset::piix3::PirqObserver>,
+    /// With Xen's `xenfv` machine: the xen-platform device's host side.
+    pub xen_platform: Option<Arc<dyn devices::xen_platform::XenPlatformHost>>,
+    /// `-serial pty` ports' ptys, by serial index.
+    pub ptys: Vec<Option<Arc<Pty>>>,
+}
 
 /// The IDE drives of one boot: `[channel][unit]`.
 pub type IdeDrives = [[Option<IdeDriveConfig>; 2]; 2];
@@ -77,8 +94,12 @@ fn insert(bus: &IoBus, base: u64, len: u64, name: &str, dev: SharedBusDevice) ->
     bus.insert(AddressSpace::Io, base, len, name, dev).map_err(|e| MachineError(format!("machine assembly: {e}")))
 }
 
-fn serial_output(backend: &SerialBackend) -> Result<Box<dyn std::io::Write + Send>, MachineError> {
+fn serial_output(backend: &SerialBackend, pty: Option<&Arc<Pty>>) -> Result<Box<dyn std::io::Write + Send>, MachineError> {
     Ok(match backend {
+        SerialBackend::Pty => match pty {
+            Some(p) => Box::new(PtyWriter(p.clone())),
+            None => return Err(MachineError("-serial pty: the pty was not opened".into())),
+        },
         SerialBackend::Stdio => Box::new(std::io::stdout()),
         SerialBackend::Null => Box::new(std::io::sink()),
         SerialBackend::File(p) => Box::new(
@@ -92,20 +113,19 @@ fn serial_output(backend: &SerialBackend) -> Result<Box<dyn std::io::Write + Sen
 }
 
 impl Machine {
-    pub fn build(
-        cfg: &Config,
-        irq_line: &dyn Fn(u32) -> Arc<dyn InterruptLine>,
-        control: Arc<dyn VmControl>,
-        clock: Arc<dyn Clock>,
-        dma_memory: Arc<dyn GuestMemory>,
-        ide_drives: IdeDrives,
-    ) -> Result<Machine, MachineError> {
+    pub fn build(cfg: &Config, wiring: Wiring, ide_drives: IdeDrives) -> Result<Machine, MachineError> {
+        let Wiring { isa_irq, control, clock, dma_memory, pirq_observer, xen_platform, ptys } = wiring;
+        let irq_line = &*isa_irq;
         let bus = Arc::new(IoBus::new());
 
         // PCI functions (PCI 3.0; slot layout as qemu-xen's xenfv/pc machines).
         let pci_err = |e: String| MachineError(format!("machine assembly: {e}"));
         bus.add_pci_device(PciAddress::new(0, 0, 0), Arc::new(Mutex::new(I440fx::new()))).map_err(pci_err)?;
-        bus.add_pci_device(PciAddress::new(0, 1, 0), Arc::new(Mutex::new(Piix3::new()))).map_err(pci_err)?;
+        let mut piix3 = Piix3::new();
+        if let Some(observer) = pirq_observer {
+            piix3.set_pirq_observer(observer);
+        }
+        bus.add_pci_device(PciAddress::new(0, 1, 0), Arc::new(Mutex::new(piix3))).map_err(pci_err)?;
         let (pm_function, pm_io) = piix4_pm::new(irq_line(piix4_pm::SCI_IRQ as u32), control.clone(), clock.clone());
         bus.add_pci_device(PciAddress::new(0, 1, 3), pm_function).map_err(pci_err)?;
         insert(&bus, piix4_pm::PM_BASE as u64, piix4_pm::PM_IO_LEN as u64, "piix4-pm", pm_io.clone())?;
@@ -122,6 +142,15 @@ impl Machine {
             insert(&bus, base, len, name, legacy.clone())?;
         }
         bus.add_pci_device(PIIX3_IDE_ADDRESS, Arc::new(Mutex::new(ide))).map_err(pci_err)?;
+
+        // Xen's platform device at 00:02.0 (the first free slot, as qemu-xen places it without VGA)
+        // with its fixed ports 0x10-0x1f.
+        if let (MachineKind::XenFv { platform_device: true }, Some(host)) = (cfg.machine, xen_platform) {
+            let (function, ports) = devices::xen_platform::new(host);
+            bus.add_pci_device(PciAddress::new(0, 2, 0), function).map_err(pci_err)?;
+            let base = devices::xen_platform::FIXED_IO_BASE as u64;
+            insert(&bus, base, devices::xen_platform::FIXED_IO_LEN as u64, "xen-platform", ports)?;
+        }
 
         // ISA devices.
         let cmos = shared(Cmos::new(clock.clone(), irq_line(irq::RTC)));
@@ -145,7 +174,8 @@ impl Machine {
         let mut serials = Vec::new();
         for (i, backend) in cfg.serials.iter().enumerate() {
             let (base, irq) = COM_PORTS[i];
-            let s = shared(Serial::new(base as u64, irq_line(irq), serial_output(backend)?));
+            let pty = ptys.get(i).and_then(|p| p.as_ref());
+            let s = shared(Serial::new(base as u64, irq_line(irq), serial_output(backend, pty)?));
             insert(&bus, base as u64, 8, &format!("com{}", i + 1), s.clone())?;
             serials.push(s);
         }
@@ -153,26 +183,56 @@ impl Machine {
     }
 }
 
-/// The serial port that host stdin feeds (COM1 when it is on stdio). One reader thread serves
-/// every boot of the process, so a guest reboot just swaps the target.
-static STDIN_TARGET: Mutex<Option<Arc<Mutex<Serial>>>> = Mutex::new(None);
+/// The serial ports host input feeds, by serial index. One reader thread per input (stdin, a
+/// pty) serves every boot of the process, so a guest reboot just swaps the targets.
+static SERIAL_TARGETS: Mutex<Vec<Option<Arc<Mutex<Serial>>>>> = Mutex::new(Vec::new());
 
-fn start_stdin_reader() {
+fn feed_serial(index: usize, bytes: &[u8]) {
+    let target = SERIAL_TARGETS.lock().unwrap().get(index).cloned().flatten();
+    if let Some(s) = target {
+        s.lock().unwrap().enqueue_input(bytes);
+    }
+}
+
+/// Starts the input threads for `-serial stdio` and `-serial pty` ports (once per process).
+pub fn start_serial_inputs(cfg: &Config, ptys: &[Option<Arc<Pty>>]) {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
-        let _ = std::thread::Builder::new().name("stdin".into()).spawn(|| {
-            let mut buf = [0u8; 64];
-            let mut stdin = std::io::stdin();
-            while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 {
-                    break;
+        for (i, backend) in cfg.serials.iter().enumerate() {
+            match backend {
+                SerialBackend::Stdio => {
+                    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+                        let mut buf = [0u8; 64];
+                        let mut stdin = std::io::stdin();
+                        while let Ok(n) = stdin.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            feed_serial(i, &buf[..n]);
+                        }
+                    });
                 }
-                if let Some(s) = STDIN_TARGET.lock().unwrap().as_ref() {
-                    s.lock().unwrap().enqueue_input(&buf[..n]);
+                SerialBackend::Pty => {
+                    if let Some(Some(pty)) = ptys.get(i).cloned() {
+                        let _ = std::thread::Builder::new().name(format!("pty{i}")).spawn(move || {
+                            let mut buf = [0u8; 64];
+                            while let Ok(n) = pty.read_input(&mut buf, 200) {
+                                if n > 0 {
+                                    feed_serial(i, &buf[..n]);
+                                }
+                            }
+                        });
+                    }
                 }
+                _ => {}
             }
-        });
+        }
     });
+}
+
+/// Points host input at a (re)built machine's serial ports.
+pub fn connect_serial_inputs(machine: &Machine) {
+    *SERIAL_TARGETS.lock().unwrap() = machine.serials.iter().cloned().map(Some).collect();
 }
 
 /// Guest RAM regions: firmware's layout minus the legacy VGA window 0xa0000-0xbffff, which is
@@ -199,14 +259,26 @@ fn ram_ranges(mem_size: u64) -> Vec<(GuestAddress, usize)> {
 
 /// Builds the machine on KVM, boots it, and runs it until it stops. `on_built` sees the machine
 /// before its vCPUs start (QMP attaches to its devices there).
-pub fn run_on_kvm(cfg: &Config, control: Arc<RunControl>, ide_drives: IdeDrives, on_built: &dyn Fn(&Machine)) -> Result<StopReason, MachineError> {
+pub fn run_on_kvm(
+    cfg: &Config,
+    control: Arc<RunControl>,
+    ide_drives: IdeDrives,
+    ptys: &[Option<Arc<Pty>>],
+    on_built: &dyn Fn(&Machine),
+) -> Result<StopReason, MachineError> {
     let ram = Arc::new(GuestRam::from_ranges(&ram_ranges(cfg.mem_size)).map_err(|e| MachineError(format!("cannot allocate {} MiB of guest RAM: {e}", cfg.mem_size >> 20)))?);
     let mut vm = KvmVm::new(ram.clone())?;
     let vmfd = vm.vm();
-    let irq_line = move |gsi: u32| -> Arc<dyn InterruptLine> { Arc::new(KvmIrqLine::new(vmfd.clone(), gsi)) };
-    let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
-    let dma: Arc<dyn GuestMemory> = Arc::new(DeviceRam::new(ram.clone()));
-    let machine = Machine::build(cfg, &irq_line, control.clone(), clock, dma, ide_drives)?;
+    let wiring = Wiring {
+        isa_irq: Box::new(move |gsi: u32| -> Arc<dyn InterruptLine> { Arc::new(KvmIrqLine::new(vmfd.clone(), gsi)) }),
+        control: control.clone(),
+        clock: Arc::new(HostClock::new()),
+        dma_memory: Arc::new(DeviceRam::new(ram.clone())),
+        pirq_observer: None,
+        xen_platform: None,
+        ptys: ptys.to_vec(),
+    };
+    let machine = Machine::build(cfg, wiring, ide_drives)?;
     on_built(&machine);
 
     let boot = if let Some(kernel_path) = &cfg.kernel {
@@ -228,10 +300,7 @@ pub fn run_on_kvm(cfg: &Config, control: Arc<RunControl>, ide_drives: IdeDrives,
         return Err(MachineError("nothing to boot".into()));
     };
 
-    if cfg.serials.first() == Some(&SerialBackend::Stdio) {
-        *STDIN_TARGET.lock().unwrap() = machine.serials.first().cloned();
-        start_stdin_reader();
-    }
+    connect_serial_inputs(&machine);
     let cmos = machine.cmos.clone();
     let ticker_control = control.clone();
     // The RTC's periodic, alarm and update-ended interrupts are delivered from this thread.
@@ -247,6 +316,6 @@ pub fn run_on_kvm(cfg: &Config, control: Arc<RunControl>, ide_drives: IdeDrives,
     let reason = vm.run(&machine, control.clone(), boot, cfg.cpus);
     control.stop(StopReason::Signal);
     let _ = ticker.join();
-    *STDIN_TARGET.lock().unwrap() = None;
+    SERIAL_TARGETS.lock().unwrap().clear();
     reason
 }

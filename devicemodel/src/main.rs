@@ -7,10 +7,12 @@ mod kvm;
 mod logging;
 mod machine;
 mod monitor;
+mod pty;
 mod qmp;
 mod session;
 mod signals;
 mod xen;
+mod xen_machine;
 
 use std::process::ExitCode;
 

@@ -7,7 +7,8 @@ use devices::storage::block::BlockBackend;
 use devices::storage::ide::IdeDriveConfig;
 
 use crate::block::{open_attachment, DriveStats};
-use crate::cli::{Config, DriveMedia};
+use crate::cli::{Config, DriveMedia, MachineKind, SerialBackend};
+use crate::pty::Pty;
 use crate::machine::{self, IdeDrives, StopReason};
 use crate::monitor::{BlockCommands, MachineHooks};
 use crate::qmp::{HandlerChain, QmpServer, QmpShared, RunState, RunStateCommands};
@@ -27,11 +28,27 @@ pub struct Session {
     qmp: Option<QmpServer>,
     /// Each IDE position's disk image, or the CD-ROM medium it starts with.
     initial_media: Vec<Option<Arc<dyn BlockBackend>>>,
+    /// `-serial pty` ports' ptys, by serial index (they outlive guest reboots).
+    ptys: Vec<Option<Arc<Pty>>>,
 }
 
 impl Session {
     /// Opens every image and starts the QMP server; errors name the drive or socket.
     pub fn start(cfg: Config) -> Result<Session, String> {
+        for what in &cfg.not_emulated {
+            log::warn!("{what}: not emulated yet; the guest runs without it");
+        }
+        let ptys = cfg
+            .serials
+            .iter()
+            .map(|s| if *s == SerialBackend::Pty { Pty::open().map(Some) } else { Ok(None) })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, p) in ptys.iter().enumerate() {
+            if let Some(p) = p {
+                // QEMU prints the same line; people and scripts look for it.
+                eprintln!("char device redirected to {} (label serial{i})", p.slave_path);
+            }
+        }
         let shared = QmpShared::new();
         let stats: Vec<Arc<DriveStats>> = cfg.ide.iter().map(|_| Arc::new(DriveStats::default())).collect();
         let initial_media = cfg.ide.iter().zip(&stats).map(|(a, s)| open_attachment(a, s)).collect::<Result<Vec<_>, _>>()?;
@@ -54,12 +71,16 @@ impl Session {
                     crate::cli::SerialBackend::Stdio => "stdio".into(),
                     crate::cli::SerialBackend::File(p) => format!("file:{}", p.display()),
                     crate::cli::SerialBackend::Null => "null".into(),
+                    crate::cli::SerialBackend::Pty => format!("pty:{}", ptys[i].as_ref().map(|p| p.slave_path.as_str()).unwrap_or("")),
                 },
                 frontend_open: true,
             })
             .collect();
         runstate.set_chardevs(chardevs);
-        Ok(Session { cfg, hooks, runstate, block, qmp, initial_media })
+        if cfg.machine == MachineKind::None {
+            runstate.set_command_line_options(vec![crate::qmp::CommandLineOption::run_with()]);
+        }
+        Ok(Session { cfg, hooks, runstate, block, qmp, initial_media, ptys })
     }
 
     /// The drives for the next boot: disks as opened, CD-ROMs with whatever medium they hold now.
@@ -85,8 +106,61 @@ impl Session {
         drives
     }
 
-    /// Boots the guest (again after each reset) until the device model should exit.
+    /// Runs the machine the command line asked for until the device model should exit.
     pub fn run(self) -> Exit {
+        crate::machine::start_serial_inputs(&self.cfg, &self.ptys);
+        let exit = match (self.cfg.machine, self.cfg.xen_domid) {
+            (MachineKind::None, _) => self.run_monitor_only(),
+            (MachineKind::XenFv { .. }, Some(domid)) => self.run_xen(domid),
+            _ => self.run_kvm(),
+        };
+        if let Some(q) = self.qmp {
+            q.shutdown();
+        }
+        exit
+    }
+
+    /// `-machine none`: only the monitor, until `quit` or a signal (libxl 4.20's probe).
+    fn run_monitor_only(&self) -> Exit {
+        while !crate::signals::termination_requested() && !self.hooks.quit_requested() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Exit::Status(0)
+    }
+
+    /// Serves a Xen HVM guest until libxl ends us (SIGHUP/SIGTERM) or QMP `quit`.
+    fn run_xen(&self, domid: u16) -> Exit {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher_stop = stop.clone();
+        let hooks = self.hooks.clone();
+        let watcher = std::thread::spawn(move || {
+            while !watcher_stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if crate::signals::termination_requested() || hooks.quit_requested() {
+                    watcher_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        let runstate = self.runstate.clone();
+        let block = self.block.clone();
+        let start_paused = self.cfg.start_paused;
+        let on_built = move |m: &machine::Machine| {
+            block.attach(m.ide.clone());
+            if !start_paused {
+                runstate.started();
+            }
+        };
+        let result = crate::xen_machine::run_on_xen(&self.cfg, domid, self.ide_drives(true), &self.ptys, &on_built, &stop);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = watcher.join();
+        match result {
+            Ok(()) => Exit::Status(0),
+            Err(e) => Exit::Error(e),
+        }
+    }
+
+    /// Boots the guest on KVM (again after each reset) until the device model should exit.
+    fn run_kvm(&self) -> Exit {
         if self.cfg.start_paused {
             log::info!("-S: the guest waits for a QMP 'cont'");
             if self.qmp.is_none() {
@@ -107,7 +181,7 @@ impl Session {
                 }
             };
             first_boot = false;
-            let reason = match machine::run_on_kvm(&self.cfg, control, drives, &on_built) {
+            let reason = match machine::run_on_kvm(&self.cfg, control, drives, &self.ptys, &on_built) {
                 Ok(r) => r,
                 Err(e) => break Exit::Error(e.to_string()),
             };
@@ -137,9 +211,6 @@ impl Session {
                 StopReason::Error(e) => break Exit::Error(format!("guest stopped: {e}")),
             }
         };
-        if let Some(q) = self.qmp {
-            q.shutdown();
-        }
         exit
     }
 }

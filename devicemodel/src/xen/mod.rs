@@ -132,9 +132,22 @@ impl XenBackend {
     /// Creates the ioreq server, claims everything `bus` decodes, reports readiness and serves
     /// ioreqs until `stop` is set. The server is destroyed on return.
     pub fn run(&self, bus: Arc<IoBus>, mem: Arc<ForeignMemory>, stop: &AtomicBool) -> Result<(), String> {
+        self.run_with(bus, mem, stop, || Ok(()))
+    }
+
+    /// Like [`XenBackend::run`], calling `after_setup` once the server is registered and
+    /// `running` reported, before serving the first request (privilege dropping goes there).
+    pub fn run_with(
+        &self,
+        bus: Arc<IoBus>,
+        mem: Arc<ForeignMemory>,
+        stop: &AtomicBool,
+        after_setup: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), String> {
         let server = IoreqServer::create(self.dm.clone(), &self.privcmd, self.evtchn.clone())?;
         ioreq_server::register_ranges(&self.dm, server.id(), &bus)?;
         self.report_running()?;
+        after_setup()?;
         server.run(&self.evtchn, &bus, &mem, stop)
     }
 }

@@ -439,6 +439,32 @@ impl IdeHandle {
         })
     }
 
+    /// Xen PV unplug (docs/misc/hvm-emulated-unplug): detaches the ATA disks, all of them or
+    /// all but the primary master (`aux_only`); CD-ROM drives stay. The guest's PV drivers take
+    /// over the same images. Commands run synchronously under the controller lock, so no I/O is
+    /// in flight on a disk when it goes (the use-after-free of XSA-139 cannot happen); its data
+    /// is flushed first. Returns how many disks were detached.
+    pub fn unplug_disks(&self, aux_only: bool) -> usize {
+        self.shared.with(|s| {
+            let mut n = 0;
+            for (channel, ch) in s.channels.iter_mut().enumerate() {
+                for (unit, d) in ch.drives.iter_mut().enumerate() {
+                    if aux_only && channel == 0 && unit == 0 {
+                        continue;
+                    }
+                    if let DriveKind::Disk(disk) = &d.kind {
+                        if let Err(e) = disk.backend().flush() {
+                            log::warn!("IDE {channel}:{unit}: flush before unplug failed: {e}");
+                        }
+                        *d = Drive::new(DriveKind::Absent);
+                        n += 1;
+                    }
+                }
+            }
+            n
+        })
+    }
+
     /// The CD-ROM at `channel`/`unit`, if there is one.
     pub fn cdrom(&self, channel: usize, unit: usize) -> Option<CdromHandle> {
         let is_cd = self.shared.with(|s| {

@@ -1,0 +1,130 @@
+//! The machine on Xen (`-machine xenfv`): the same devices as on KVM, wired to Xen's interrupt
+//! DMOPs and foreign-mapped guest RAM, served as an ioreq server. Xen runs the vCPUs; libxl
+//! owns the domain's life (reboot means a new domain and a new device model).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use devices::clock::HostClock;
+use devices::storage::ide::IdeHandle;
+use devices::xen_platform::{DiskUnplug, UnplugRequest, XenPlatformHost};
+
+use crate::cli::Config;
+use crate::machine::{IdeDrives, Machine, Wiring};
+use crate::pty::Pty;
+use crate::xen::dmop::{DeviceModelOps, HvmMemType};
+use crate::xen::XenBackend;
+
+/// The xen-platform device's host side: PV-driver unplug detaches our IDE disks; the ROM lock
+/// write-protects 0xc0000-0xfffff in the p2m.
+struct PlatformHost {
+    ide: OnceLock<IdeHandle>,
+    dm: DeviceModelOps,
+}
+
+impl XenPlatformHost for PlatformHost {
+    fn unplug(&self, request: UnplugRequest) {
+        if let (Some(disks), Some(ide)) = (request.disks, self.ide.get()) {
+            let n = ide.unplug_disks(disks == DiskUnplug::AuxIde);
+            log::info!("xen-platform: unplugged {n} emulated IDE disk(s) for the guest's PV drivers");
+        }
+        // No emulated NICs or NVMe disks exist, so those bits have nothing to detach.
+    }
+
+    fn set_rom_lock(&self, locked: bool) -> bool {
+        let ty = if locked { HvmMemType::RamRo } else { HvmMemType::RamRw };
+        match self.dm.set_mem_type(ty, 0xc0, 0x40) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("xen-platform ROM lock {locked}: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// Applies `-chroot` and `-runas` (after every privileged setup step).
+fn drop_privileges(cfg: &Config) -> Result<(), String> {
+    if let Some(dir) = &cfg.chroot {
+        std::os::unix::fs::chroot(dir).map_err(|e| format!("-chroot {}: {e}", dir.display()))?;
+        std::env::set_current_dir("/").map_err(|e| format!("-chroot: chdir /: {e}"))?;
+    }
+    if let Some(user) = &cfg.runas {
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (
+                u.parse::<u32>().map_err(|_| format!("-runas {user}: expected USER or UID:GID"))?,
+                g.parse::<u32>().map_err(|_| format!("-runas {user}: expected USER or UID:GID"))?,
+            ),
+            None => lookup_user(user)?,
+        };
+        // SAFETY: plain syscalls on integers; their results are checked. Group first, since
+        // dropping the user id first would forbid changing groups.
+        let ok = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0 };
+        if !ok {
+            return Err(format!("-runas {user}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves a user name through /etc/passwd (no NSS in a static binary).
+fn lookup_user(name: &str) -> Result<(u32, u32), String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| format!("-runas {name}: /etc/passwd: {e}"))?;
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+        })
+        .next()
+        .ok_or_else(|| format!("-runas {name}: no such user in /etc/passwd (use UID:GID)"))
+}
+
+/// Builds the machine for `domid`, serves its ioreqs until `stop` is set, and returns.
+/// `on_built` sees the machine before the first ioreq (QMP attaches to its devices there).
+pub fn run_on_xen(
+    cfg: &Config,
+    domid: u16,
+    ide_drives: IdeDrives,
+    ptys: &[Option<Arc<Pty>>],
+    on_built: &dyn Fn(&Machine),
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let backend = XenBackend::new(domid)?;
+    let mem = backend.guest_memory();
+    let host = Arc::new(PlatformHost { ide: OnceLock::new(), dm: backend.dm().clone() });
+    let isa_backend = backend.dm().clone();
+    let wiring = Wiring {
+        isa_irq: Box::new(move |irq| Arc::new(crate::xen::interrupts::XenIsaIrq::new(isa_backend.clone(), irq as u8))),
+        control: backend.vm_control(),
+        clock: Arc::new(HostClock::new()),
+        dma_memory: mem.clone(),
+        pirq_observer: Some(backend.pirq_observer()),
+        xen_platform: Some(host.clone()),
+        ptys: ptys.to_vec(),
+    };
+    let machine = Machine::build(cfg, wiring, ide_drives).map_err(|e| e.to_string())?;
+    let _ = host.ide.set(machine.ide.clone());
+    crate::machine::connect_serial_inputs(&machine);
+    on_built(&machine);
+    if cfg.xen_domid_restrict {
+        backend.restrict()?;
+    }
+    // The RTC's interrupts (Xen emulates registers 0-13 itself; NVRAM and alarms are ours).
+    let cmos = machine.cmos.clone();
+    let ticking = Arc::new(AtomicBool::new(true));
+    let t = ticking.clone();
+    let ticker = std::thread::Builder::new()
+        .name("rtc".into())
+        .spawn(move || {
+            while t.load(Ordering::SeqCst) {
+                cmos.lock().unwrap().poll();
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+        .map_err(|e| format!("cannot start the RTC thread: {e}"))?;
+    let result = backend.run_with(machine.bus.clone(), mem, stop, || drop_privileges(cfg));
+    ticking.store(false, Ordering::SeqCst);
+    let _ = ticker.join();
+    result
+}
