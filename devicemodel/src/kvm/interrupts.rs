@@ -20,6 +20,7 @@ impl KvmIrqLine {
 
 impl InterruptLine for KvmIrqLine {
     fn set_level(&self, asserted: bool) {
+        log::trace!(target: "irq", "gsi {} level {}", self.gsi, asserted as u8);
         if let Err(e) = self.vm.set_irq_line(self.gsi, asserted) {
             log::error!("KVM_IRQ_LINE gsi {} level {}: {e}", self.gsi, asserted as u8);
         }

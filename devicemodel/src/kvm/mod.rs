@@ -282,10 +282,14 @@ fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control:
         if exiting.load(Ordering::SeqCst) {
             break;
         }
+        // Port I/O is finished after the exit's borrow of the vCPU ends, because a string
+        // instruction (`rep ins/outs`) arrives as one exit of `count` accesses of `size` bytes
+        // and only kvm_run says which.
+        let mut pio: Option<(u16, *mut u8, usize, bool)> = None;
         match vcpu.run() {
             Ok(exit) => match exit {
-                VcpuExit::IoIn(port, data) => bus.pio_read(port, data),
-                VcpuExit::IoOut(port, data) => bus.pio_write(port, data),
+                VcpuExit::IoIn(port, data) => pio = Some((port, data.as_mut_ptr(), data.len(), true)),
+                VcpuExit::IoOut(port, data) => pio = Some((port, data.as_ptr() as *mut u8, data.len(), false)),
                 VcpuExit::MmioRead(addr, data) => bus.mmio_read(addr, data),
                 VcpuExit::MmioWrite(addr, data) => bus.mmio_write(addr, data),
                 VcpuExit::Shutdown => {
@@ -318,6 +322,26 @@ fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control:
                 vcpu.set_kvm_immediate_exit(0);
             }
             Err(e) => control.stop(StopReason::Error(format!("vCPU {index}: KVM_RUN: {e}"))),
+        }
+        if let Some((port, ptr, len, is_in)) = pio {
+            // SAFETY: the last exit was KVM_EXIT_IO, so `io` is the union member the kernel filled.
+            let io = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.io };
+            let size = io.size as usize;
+            if !matches!(size, 1 | 2 | 4) || size.checked_mul(io.count as usize) != Some(len) {
+                control.stop(StopReason::Error(format!("vCPU {index}: inconsistent port I/O exit at {port:#x}")));
+                continue;
+            }
+            // SAFETY: `ptr..ptr+len` is the I/O data area inside this vCPU's kvm_run mapping,
+            // which lives as long as `vcpu`; no other reference to it exists now that the exit's
+            // borrow has ended, and KVM does not touch it until the next KVM_RUN.
+            let data = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+            for access in data.chunks_exact_mut(size) {
+                if is_in {
+                    bus.pio_read(port, access);
+                } else {
+                    bus.pio_write(port, access);
+                }
+            }
         }
     }
     control.unregister_vcpu_thread();

@@ -112,8 +112,12 @@ impl Channel {
         let drive = &self.drives[self.selected];
         let hob = self.control & control::HOB != 0;
         let value = match register {
-            // An absent device does not answer: status and error read 0, which hosts take as "no device".
-            reg::ERROR_FEATURES | reg::STATUS_COMMAND if !drive.present() => 0,
+            // An absent device does not answer: its registers read 0 (as QEMU's do), except the
+            // Device register, which reads back the selection. Hosts take this as "no device";
+            // echoing the task file instead makes Linux's register probe (55/aa written to the
+            // sector count and LBA low registers) find a phantom slave and time out on it.
+            reg::DEVICE if !drive.present() => drive.regs.read(register, hob),
+            _ if !drive.present() => 0,
             _ => drive.regs.read(register, hob),
         };
         if register == reg::STATUS_COMMAND {

@@ -366,10 +366,12 @@ impl BusDevice for IdeLegacyPorts {
             Some(Port::Command(ch, off)) => s.with_ctx(ch, |c, ctx| c.read_command_block(off, data, ctx)),
             Some(Port::Control(ch)) => data.fill(s.channels[ch].read_control()),
             None => data.fill(0xff),
-        })
+        });
+        log::trace!(target: "ide", "in {addr:#x} -> {data:02x?}");
     }
 
     fn write(&mut self, addr: u64, data: &[u8]) {
+        log::trace!(target: "ide", "out {addr:#x} <- {data:02x?}");
         self.shared.with(|s| match decode_port(addr) {
             Some(Port::Command(ch, off)) => s.with_ctx(ch, |c, ctx| c.write_command_block(off, data, ctx)),
             Some(Port::Control(ch)) => {

@@ -259,3 +259,40 @@ fn bus_master_registers_live_in_bar4_and_move_with_it() {
     assert_eq!(rig.inb(BM_BASE + 8 + 4), 0xff, "old BAR range no longer decodes");
     assert_eq!(rig.inb(0xd000 + 8 + 4), 0x78);
 }
+
+/// Linux's ata_devchk writes 0x55/0xaa into Sector Count and LBA Low of each unit and reads them
+/// back; an absent slave must not echo them, or the host probes a phantom device.
+#[test]
+fn an_absent_slave_does_not_echo_its_task_file() {
+    let rig = Rig::with_cdrom(None);
+    let ch = rig.ch(1);
+    for unit in [0u8, 1] {
+        ch.select(unit);
+        ch.set(reg::SECTOR_COUNT, 0x55);
+        ch.set(reg::LBA_LOW, 0xaa);
+        let echoed = (ch.reg(reg::SECTOR_COUNT), ch.reg(reg::LBA_LOW)) == (0x55, 0xaa);
+        assert_eq!(echoed, unit == 0, "unit {unit}");
+    }
+    assert_eq!(ch.status(), 0, "the absent slave's status reads 0");
+    assert_eq!(ch.reg(reg::DEVICE) & 0x10, 0x10, "the Device register reads back the selection");
+}
+
+/// Xen PV unplug detaches the disks and leaves the CD-ROM.
+#[test]
+fn unplug_detaches_disks_but_not_cdroms() {
+    let disk = Arc::new(MemoryBackend::new(image(64, 512), false));
+    let disk2 = Arc::new(MemoryBackend::new(image(64, 512), false));
+    let rig = Rig::new([
+        [Some(IdeDriveConfig::disk(disk.clone())), Some(IdeDriveConfig::disk(disk2))],
+        [Some(IdeDriveConfig::cdrom(None)), None],
+    ]);
+    assert_eq!(rig.handle.unplug_disks(true), 1, "aux only: the primary master stays");
+    assert_eq!(rig.handle.query().len(), 2);
+    assert_eq!(rig.handle.unplug_disks(false), 1);
+    let left = rig.handle.query();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].cdrom);
+    assert!(disk.flush_count() >= 1, "data is flushed before the disk goes");
+    rig.ch(0).select(0);
+    assert_eq!(rig.ch(0).status(), 0, "the unplugged master no longer answers");
+}
