@@ -7,15 +7,24 @@
 ROUNDS=${ROUNDS:-3}
 MEMMB=256
 up() { cut -d' ' -f1 /proc/uptime; }
+# launch ours|qemu [EXTRA KERNEL ARGS] [-- EXTRA DM ARGS...]: the same command line on both.
+launch() {
+  kind=$1; extra=$2; shift 2
+  args="-accel kvm -m ${MEMMB}M -smp 1 -nodefaults -display none -serial stdio -no-reboot -kernel /l3/vmlinux -initrd $PWD/initrd.cpio"
+  case $kind in
+    ours) /bin/devicemodel $args -append "console=ttyS0 quiet pci=noearly panic=-1 $extra" "$@" ;;
+    qemu) /usr/bin/qemu-system-x86_64 -no-user-config -M pc -cpu host $args -append "console=ttyS0 quiet pci=noearly panic=-1 $extra" "$@" ;;
+  esac
+}
+# storage ours|qemu: IDE throughput lines, tagged with the device model.
+storage() {
+  launch $1 bench=storage -drive file=$PWD/disk.raw,if=ide,index=0,media=disk,format=raw,cache=writeback \
+    -drive file=$PWD/cd.iso,if=ide,index=2,media=cdrom,format=raw 2>&1 | grep '^BLK ' | sed "s/^BLK /BENCH-BLK dm=$1 dev=/"
+}
 one() {
   kind=$1; out=/tmp/bench.out; : > $out
   t0=$(up)
-  case $kind in
-    ours) /bin/devicemodel -accel kvm -m ${MEMMB}M -smp 1 -nodefaults -display none -serial stdio -no-reboot \
-            -kernel /l3/vmlinux -initrd $PWD/initrd.cpio -append "console=ttyS0 quiet pci=noearly panic=-1" > $out 2>&1 & ;;
-    qemu) /usr/bin/qemu-system-x86_64 -no-user-config -M pc -cpu host -accel kvm -m ${MEMMB}M -smp 1 -nodefaults -display none -serial stdio -no-reboot \
-            -kernel /l3/vmlinux -initrd $PWD/initrd.cpio -append "console=ttyS0 quiet pci=noearly panic=-1" > $out 2>&1 & ;;
-  esac
+  launch $kind "" > $out 2>&1 &
   pid=$!
   tm=""; hwm=0; beyond=""
   while kill -0 $pid 2>/dev/null; do
@@ -39,3 +48,4 @@ one() {
 # up once with each, then alternate.
 one ours >/dev/null; one qemu >/dev/null
 for i in $(seq 1 $ROUNDS); do one ours; one qemu; done
+for i in $(seq 1 $ROUNDS); do storage ours; storage qemu; done

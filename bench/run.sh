@@ -12,8 +12,16 @@ tests/scripts/build-images.sh >/dev/null
 OUT=$ROOT/target/bench; rm -rf "$OUT"; mkdir -p "$OUT/l3/bin" "$OUT/ov/scen/bench"
 # L3 initramfs: busybox + the exit-cost probe.
 cp /bin/busybox "$OUT/l3/bin/busybox"
-for a in sh mount cut sleep poweroff echo; do ln -sf busybox "$OUT/l3/bin/$a"; done
+for a in sh mount mkdir cut sleep poweroff echo grep cat seq insmod; do ln -sf busybox "$OUT/l3/bin/$a"; done
 gcc -O2 -static -o "$OUT/l3/bin/pio" tests/guest-tools/pio.c
+gcc -O2 -static -o "$OUT/l3/bin/blkbench" bench/blkbench.c
+# The storage run's drivers: ata_piix for the IDE controller, sd_mod/sr_mod for disk and CD.
+mkdir -p "$OUT/l3/mods"
+python3 tests/scripts/resolve_modules.py "$KMOD" ata_piix sd_mod sr_mod | while read -r m; do
+  cp "$m" "$OUT/l3/mods/"; basename "$m" .ko; done > "$OUT/l3/mods/order"
+# Images made at run time: random bytes, so no layer can shortcut zeroes.
+head -c $((24 << 20)) /dev/urandom > "$OUT/ov/scen/bench/disk.raw"
+head -c $((24 << 20)) /dev/urandom > "$OUT/ov/scen/bench/cd.iso"
 install -m 755 bench/l3-init "$OUT/l3/init"
 (cd "$OUT/l3" && find . | cpio -o -H newc --quiet) > "$OUT/ov/scen/bench/initrd.cpio"
 # The harness's L2 init runs /scen/<name>/host.sh for each name in /scen/list.
@@ -26,5 +34,5 @@ echo "bench: booting L1 (QEMU TCG) -> L2 -> ours and QEMU, $((2 * ${ROUNDS:-3} +
 timeout 1200 qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 1 -nodefaults -no-user-config -display none \
   -serial stdio -no-reboot -kernel "$VMLINUZ" -initrd "$OUT/l2.cpio" -append "console=ttyS0 panic=-1 quiet" \
   </dev/null > "$OUT/console.log" 2>&1 || true
-grep '^BENCH ' "$OUT/console.log" | tr -d '\r' > "$OUT/results.txt" || { echo "bench: no results; see $OUT/console.log" >&2; exit 1; }
+grep -E '^BENCH(-BLK)? ' "$OUT/console.log" | tr -d '\r' > "$OUT/results.txt" || { echo "bench: no results; see $OUT/console.log" >&2; exit 1; }
 python3 bench/report.py "$OUT/results.txt" "$@"
