@@ -20,6 +20,7 @@ json_array_items() {
 # the emulated CD-ROM's query-block entry (qemu-xen also lists the qdisk backend's node for the same image)
 cd_entry() { qmp_cmd '{"execute":"query-block"}' | json_array_items | grep '"ide-5632"'; }
 cd_checks() {
+  local e t rc fds f p
   d=$(domid "$1")
   [ -S "$(qmp_sock "$d")" ] && ok "QMP socket $(qmp_sock "$d") exists" || { bad "no QMP socket $(qmp_sock "$d")"; ls -la /var/run/xen; return; }
   e=$(cd_entry); echo "query-block ide-5632 at start: $e"

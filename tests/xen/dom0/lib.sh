@@ -6,7 +6,8 @@
 #   create NAME                 start `xl -vvv create` in the background (log /var/log/xen/xl-create-NAME.log)
 #   create_wait NAME SECS       wait for that xl to return; sets XLRC (124: still running after SECS)
 #   wait_serial NAME TEXT SECS  wait until the guest's serial log contains TEXT; sets SEEN_AT (uptime)
-#   last_count FILE             the guest counter's last value (decimal), 0 if none
+#   last_count FILE             the guest counter's last value (decimal), 0 if none; first_count FILE
+#   last_thre_waits FILE        how often the payload found the UART transmitter busy
 #   domid NAME, dm_pid DOMID, vmhwm PID, dm_procs (pids of every device-model process)
 #   ok MSG / bad MSG            record a passed / failed check (prints "ok: " / "FAIL: ")
 #   diag NAME                   what to look at when a guest did not get far: xl, DM log, xl dmesg, serial
@@ -20,13 +21,14 @@ DMLOG_ITEMS=$(echo "${dmlog:-guest_errors,unimp}" | tr + ,)
 
 serial_log() { echo "/var/log/xen/serial-$1.log"; }
 
+# (helpers keep their variables local: scenarios use plain names too)
 guest_cfg() {
-  name=$1 dm=$2 iso=${3:-/xen/cd1.iso}
+  local name=$1 dm=$2 iso=${3:-/xen/cd1.iso}
   mkdir -p /run/cfg
   {
     echo "name = \"$name\""
     echo 'type = "hvm"'
-    echo 'memory = 64'
+    echo 'memory = 32'
     echo 'vcpus = 1'
     echo 'boot = "d"'
     echo "disk = [ \"format=raw, vdev=hdc, access=ro, devtype=cdrom, target=$iso\" ]"
@@ -57,7 +59,7 @@ create() {
 }
 
 create_wait() {
-  n=0; while kill -0 "$XLPID" 2>/dev/null && [ $n -lt $(($2 * 5)) ]; do sleep 0.2; n=$((n + 1)); done
+  local n=0; while kill -0 "$XLPID" 2>/dev/null && [ $n -lt $(($2 * 5)) ]; do sleep 0.2; n=$((n + 1)); done
   if kill -0 "$XLPID" 2>/dev/null; then XLRC=124; return 124; fi
   wait "$XLPID"; XLRC=$?
   echo "xl create $1: rc=$XLRC after $(since "$CREATE_T0")s"
@@ -67,7 +69,8 @@ create_wait() {
 # Polling costs dom0 CPU (every grep is a fork+exec under TCG) that the device model needs for ioreqs:
 # poll 5 times a second, and only grep once the file has grown.
 wait_serial() {
-  f=$(serial_log "$1"); n=0
+  local f n=0
+  f=$(serial_log "$1")
   while [ $n -lt $(($3 * 5)) ]; do
     if [ -s "$f" ] && grep -q "$2" "$f" 2>/dev/null; then SEEN_AT=$(up); return 0; fi
     sleep 0.2; n=$((n + 1))
@@ -75,8 +78,20 @@ wait_serial() {
   return 1
 }
 
+# (the device model writes the log a byte at a time: only whole 8-digit numbers count, the last line may be partial)
 last_count() {
-  h=$(grep -o 'XENCD-COUNT [0-9a-f]*' "$1" 2>/dev/null | tail -1 | cut -d' ' -f2)
+  local h
+  h=$(grep -o 'XENCD-COUNT [0-9a-f]\{8\}' "$1" 2>/dev/null | tail -1 | cut -d' ' -f2)
+  [ -n "$h" ] && echo $((0x$h)) || echo 0
+}
+first_count() {
+  local h
+  h=$(grep -o 'XENCD-COUNT [0-9a-f]\{8\}' "$1" 2>/dev/null | head -1 | cut -d' ' -f2)
+  [ -n "$h" ] && echo $((0x$h)) || echo 0
+}
+last_thre_waits() {
+  local h
+  h=$(grep -o 'THRE-WAITS [0-9a-f]\{8\}' "$1" 2>/dev/null | tail -1 | cut -d' ' -f2)
   [ -n "$h" ] && echo $((0x$h)) || echo 0
 }
 
@@ -87,7 +102,8 @@ dm_procs() { pidof devicemodel xen-qemu-system-i386 2>/dev/null; }
 qmp_sock() { echo "/var/run/xen/qmp-libxl-$1"; }
 
 diag() {
-  name=$1; d=$(domid "$name")
+  local name=$1 d f
+  d=$(domid "$name")
   echo "---- diag $name (domid ${d:-none}) at uptime $(up)"
   echo "-- xl list"; xl list 2>&1 | tail -n +2
   echo "-- xl create log: errors/warnings and the last lines"
@@ -107,9 +123,10 @@ diag() {
   echo "---- end diag $name"
 }
 
-diag_all() { for n in $(xl list 2>/dev/null | awk 'NR > 2 {print $1}'); do diag "$n"; done; }
+diag_all() { local n; for n in $(xl list 2>/dev/null | awk 'NR > 2 {print $1}'); do diag "$n"; done; }
 
 cleanup_domains() {
+  local n
   for n in $(xl list 2>/dev/null | awk 'NR > 2 {print $1}'); do xl destroy "$n" >/dev/null 2>&1; done
   n=0; while [ -n "$(dm_procs)" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
   [ -z "$(dm_procs)" ] || { echo "cleanup: device-model processes still alive: $(dm_procs); killing"; kill -KILL $(dm_procs); }
@@ -137,6 +154,6 @@ boot_guest() {
 
 # wait_count NAME N SECS: until the guest's counter reaches N
 wait_count() {
-  n=0; while [ "$(last_count "$(serial_log "$1")")" -lt "$2" ] && [ $n -lt $(($3 * 4)) ]; do sleep 0.25; n=$((n + 1)); done
+  local n=0; while [ "$(last_count "$(serial_log "$1")")" -lt "$2" ] && [ $n -lt $(($3 * 4)) ]; do sleep 0.25; n=$((n + 1)); done
   [ "$(last_count "$(serial_log "$1")")" -ge "$2" ]
 }
