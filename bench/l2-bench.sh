@@ -12,8 +12,8 @@ launch() {
   kind=$1; extra=$2; shift 2
   args="-accel kvm -m ${MEMMB}M -smp 1 -nodefaults -display none -serial stdio -no-reboot -kernel /l3/vmlinux -initrd $PWD/initrd.cpio"
   case $kind in
-    ours) /bin/devicemodel $args -append "console=ttyS0 quiet pci=noearly panic=-1 $extra" "$@" ;;
-    qemu) /usr/bin/qemu-system-x86_64 -no-user-config -M pc -cpu host $args -append "console=ttyS0 quiet pci=noearly panic=-1 $extra" "$@" ;;
+    ours) exec /bin/devicemodel $args -append "console=ttyS0 quiet pci=noearly panic=-1 $extra" "$@" ;;
+    qemu) exec /usr/bin/qemu-system-x86_64 -no-user-config -M pc -cpu host $args -append "console=ttyS0 quiet pci=noearly panic=-1 $extra" "$@" ;;
   esac
 }
 # storage ours|qemu: IDE throughput lines, tagged with the device model.

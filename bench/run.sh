@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 tests/scripts/setup.sh >/dev/null
 . "${XDG_CACHE_HOME:-$HOME/.cache}/devicemodel-tests/setup.env"
-tests/scripts/build-images.sh >/dev/null
+tests/scripts/build-images.sh >/dev/null 2>"$ROOT/target/bench-build.log" || { cat "$ROOT/target/bench-build.log" >&2; exit 1; }
 OUT=$ROOT/target/bench; rm -rf "$OUT"; mkdir -p "$OUT/l3/bin" "$OUT/ov/scen/bench"
 # L3 initramfs: busybox + the exit-cost probe.
 cp /bin/busybox "$OUT/l3/bin/busybox"
