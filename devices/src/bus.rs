@@ -199,6 +199,59 @@ impl IoBus {
         }
     }
 
+    /// Saves the host bridge's CONFIG_ADDRESS latch (section "pci-host").
+    pub fn save_pci_host(&self, w: &mut crate::snapshot::StateWriter) {
+        use crate::snapshot::Snapshot;
+        self.pci.lock().unwrap().save(w)
+    }
+
+    /// Restores what [`IoBus::save_pci_host`] saved.
+    pub fn restore_pci_host(&self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        use crate::snapshot::Snapshot;
+        self.pci.lock().unwrap().restore(r)
+    }
+
+    /// Makes the BAR mappings match what every PCI function decodes now, after its configuration
+    /// space changed behind the bus's back (a restored device state). Each difference between a
+    /// function's `decoded_bars` and the ranges mapped for it is applied as a [`BarChange`], so
+    /// listeners (the Xen backend's ioreq range registration) hear about it as for a guest write.
+    /// Returns the changes made.
+    pub fn resync_bars(&self) -> Vec<BarChange> {
+        let space_of = |s: AddressSpace| if s == AddressSpace::Io { BarSpace::Io } else { BarSpace::Memory };
+        // What is mapped now, per (function, BAR).
+        let mut mapped: BTreeMap<(PciAddress, u8), crate::pci::BarRegion> = BTreeMap::new();
+        for space in [AddressSpace::Io, AddressSpace::Mmio] {
+            for (&base, r) in self.map(space).read().unwrap().ranges.iter() {
+                if let Target::PciBar { address, bar, .. } = &r.target {
+                    mapped.insert((*address, *bar), crate::pci::BarRegion { index: *bar, space: space_of(space), base, size: r.len });
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        for (address, device) in self.pci_devices() {
+            let decoded = device.lock().unwrap().decoded_bars();
+            for index in 0..=crate::pci::config::ROM_BAR_INDEX {
+                let old = mapped.get(&(address, index)).copied();
+                let new = decoded.iter().find(|b| b.index == index).copied();
+                if old != new {
+                    changes.push(BarChange { address, device: device.clone(), index, old, new });
+                }
+            }
+        }
+        // Unmap everything that goes away or moves first, so a BAR may take over the range another
+        // one leaves.
+        for c in changes.iter().filter(|c| c.old.is_some()) {
+            self.apply(&BarChange { new: None, ..c.clone() });
+        }
+        for c in &changes {
+            if c.new.is_some() {
+                // The listeners already heard about the unmap above.
+                self.apply(&BarChange { old: None, ..c.clone() });
+            }
+        }
+        changes
+    }
+
     fn dispatch_read(&self, space: AddressSpace, addr: u64, data: &mut [u8]) {
         let target = {
             let map = self.map(space).read().unwrap();

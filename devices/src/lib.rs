@@ -15,6 +15,7 @@ pub mod legacy;
 pub mod memory;
 pub mod pci;
 pub mod ratelimit;
+pub mod snapshot;
 pub mod storage;
 pub mod vm_control;
 pub mod xen_platform;

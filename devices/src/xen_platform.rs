@@ -261,6 +261,37 @@ impl BusDevice for XenPlatformPorts {
     }
 }
 
+impl crate::snapshot::Snapshot for XenPlatformPci {
+    const ID: &'static str = "xen-platform";
+    const VERSION: u16 = 1;
+
+    /// Configuration space (BAR placement), the platform flags (QEMU `vmstate_xen_platform`:
+    /// flags) and the driver product/build numbers the guest announced.
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        self.config.save_state(w);
+        let s = self.state.lock().unwrap();
+        w.u8(s.flags);
+        w.option(s.product.as_ref(), |w, v| w.u16(*v));
+        w.option(s.build.as_ref(), |w, v| w.u32(*v));
+    }
+
+    /// Re-applies the ROM lock through the host, as QEMU's `xen_platform_post_load` does: the
+    /// p2m type of the BIOS area is not part of the guest's saved memory.
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let config = self.config.load_state(r)?;
+        let flags = r.u8_where("flags", |f| f & !FLAG_ROM_LOCK == 0, "a platform flags value (bit 0 only)")?;
+        let product = r.option("product", |r| r.u16("product"))?;
+        let build = r.option("build", |r| r.u32("build"))?;
+        r.finish()?;
+        self.config.apply_state(config);
+        let mut s = self.state.lock().unwrap();
+        s.product = product;
+        s.build = build;
+        s.write_flags(flags);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,6 +100,30 @@ impl PciDevice for I440fx {
     }
 }
 
+impl crate::snapshot::Snapshot for I440fx {
+    const ID: &'static str = "i440fx";
+    const VERSION: u16 = 1;
+
+    /// Configuration space, which holds PAM0-6 and SMRAM (QEMU `vmstate_i440fx`).
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        self.config.save_state(w);
+    }
+
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let state = self.config.load_state(r)?;
+        let smram = state.byte(SMRAM);
+        if smram & SMRAM_D_LCK != 0 && smram & SMRAM_D_OPEN != 0 {
+            return Err(r.invalid("smram", format!("{smram:#04x}: D_LCK forces D_OPEN to 0 (82441FX section 3.2.21)")));
+        }
+        r.finish()?;
+        self.config.apply_state(state);
+        // The lock is state of the write mask too: re-derive it.
+        let writable = if smram & SMRAM_D_LCK != 0 { SMRAM_D_CLS } else { SMRAM_D_OPEN | SMRAM_D_CLS | SMRAM_D_LCK | SMRAM_G_SMRAME };
+        self.config.set_writable_u8(SMRAM, writable);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,6 +160,30 @@ impl PciDevice for Piix3 {
     }
 }
 
+impl crate::snapshot::Snapshot for Piix3 {
+    const ID: &'static str = "piix3";
+    const VERSION: u16 = 1;
+
+    /// Configuration space, with the PIRQ route control registers (QEMU `vmstate_piix3`).
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        self.config.save_state(w);
+    }
+
+    /// After restoring, the observer hears every PIRQ's route, changed or not: the hypervisor
+    /// side (Xen `set_pci_link_route`) must match the restored registers.
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let state = self.config.load_state(r)?;
+        r.finish()?;
+        self.config.apply_state(state);
+        if let Some(observer) = &self.observer {
+            for (pirq, route) in self.pirq_routes().iter().enumerate() {
+                observer(pirq as u8, *route);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

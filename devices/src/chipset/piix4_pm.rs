@@ -172,7 +172,8 @@ impl PmIo {
 
     /// PM timer ticks since reset.
     fn timer_ticks(&self) -> u64 {
-        let ns = self.clock.monotonic_ns().saturating_sub(self.timer_origin_ns);
+        // Wrapping: a restored timer's origin may lie before this clock's zero.
+        let ns = self.clock.monotonic_ns().wrapping_sub(self.timer_origin_ns);
         (ns as u128 * PM_TIMER_HZ as u128 / 1_000_000_000) as u64
     }
 
@@ -502,6 +503,101 @@ impl PciDevice for Piix4Pm {
 
     fn decoded_bars(&self) -> Vec<BarRegion> {
         Vec::new()
+    }
+}
+
+/// PM timer ticks as nanoseconds, if that fits.
+fn ticks_to_ns(ticks: u64) -> Option<u64> {
+    u64::try_from(ticks as u128 * 1_000_000_000 / PM_TIMER_HZ as u128).ok()
+}
+
+impl crate::snapshot::Snapshot for PmIo {
+    const ID: &'static str = "acpi-pm";
+    const VERSION: u16 = 1;
+
+    /// PM1 status/enable/control, GPE0 status/enable, the storage registers and the PM timer's
+    /// count (QEMU `vmstate_acpi`: pm1.evt, pm1.cnt, tmr, gpe). The timer is saved as its tick
+    /// count so it continues from there on the restoring host's clock.
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        w.u16(self.pm1_sts);
+        w.u16(self.pm1_en);
+        w.u16(self.pm1_cnt);
+        w.u16(self.gpe0_sts);
+        w.u16(self.gpe0_en);
+        w.bytes(&self.storage);
+        w.u64(self.timer_ticks());
+    }
+
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let bits = |r: &mut crate::snapshot::StateReader<'_>, field: &str, allowed: u16| -> Result<u16, crate::snapshot::StateError> {
+            let v = r.u16(field)?;
+            if v & !allowed != 0 {
+                return Err(r.invalid(field, format!("{v:#06x} has bits outside {allowed:#06x}")));
+            }
+            Ok(v)
+        };
+        let pm1_sts = bits(r, "pm1_sts", PM1_STS_BITS)?;
+        let pm1_en = bits(r, "pm1_en", PM1_EN_BITS)?;
+        let pm1_cnt = bits(r, "pm1_cnt", PM1_CNT_STORED)?;
+        let gpe0_sts = r.u16("gpe0_sts")?;
+        let gpe0_en = r.u16("gpe0_en")?;
+        let storage = r.array("storage")?;
+        let ticks = r.u64("timer_ticks")?;
+        let Some(elapsed_ns) = ticks_to_ns(ticks) else {
+            return Err(r.invalid("timer_ticks", format!("{ticks} ticks is beyond any uptime")));
+        };
+        r.finish()?;
+        self.pm1_sts = pm1_sts;
+        self.pm1_en = pm1_en;
+        self.pm1_cnt = pm1_cnt;
+        self.gpe0_sts = gpe0_sts;
+        self.gpe0_en = gpe0_en;
+        self.storage = storage;
+        self.timer_origin_ns = self.clock.monotonic_ns().wrapping_sub(elapsed_ns);
+        // TMR_STS for periods before the save is in pm1_sts already.
+        self.timer_periods_seen = self.timer_ticks() >> PM_TIMER_STATUS_SHIFT;
+        // Drive the SCI to what the restored registers say.
+        self.sci_level = (self.pm1_sts & self.pm1_en & PM1_EN_BITS) != 0 || (self.gpe0_sts & self.gpe0_en) != 0;
+        self.sci.set_level(self.sci_level);
+        Ok(())
+    }
+}
+
+impl crate::snapshot::Snapshot for ApmControl {
+    const ID: &'static str = "apm";
+    const VERSION: u16 = 1;
+
+    /// The APM control and status bytes (QEMU `vmstate_apm`).
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        w.u8(self.control);
+        w.u8(self.status);
+    }
+
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let control = r.u8("control")?;
+        let status = r.u8("status")?;
+        r.finish()?;
+        self.control = control;
+        self.status = status;
+        Ok(())
+    }
+}
+
+impl crate::snapshot::Snapshot for Piix4Pm {
+    const ID: &'static str = "piix4-pm";
+    const VERSION: u16 = 1;
+
+    /// Configuration space (PMBA, PMREGMISC, SMBus registers). The ACPI register block is its own
+    /// section ([`PmIo`]).
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        self.config.save_state(w);
+    }
+
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let state = self.config.load_state(r)?;
+        r.finish()?;
+        self.config.apply_state(state);
+        Ok(())
     }
 }
 

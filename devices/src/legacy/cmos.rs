@@ -489,6 +489,54 @@ impl BusDevice for Cmos {
     }
 }
 
+/// Guest time offsets and clock readings beyond this many seconds (about 31 700 years) from the
+/// host's are refused on restore: no real RTC state looks like that, and it keeps date arithmetic
+/// far from overflow.
+const MAX_RESTORED_SECONDS: i64 = 1_000_000_000_000;
+
+impl crate::snapshot::Snapshot for Cmos {
+    const ID: &'static str = "mc146818rtc";
+    const VERSION: u16 = 1;
+
+    /// All 128 bytes, the index register, the guest-time offset from the host's UTC clock and
+    /// the last second the update/alarm logic accounted for (QEMU `vmstate_rtc`: cmos_data,
+    /// cmos_index, base_rtc/offset, and the alarm/update timers it re-derives). Both times are
+    /// wall-clock based, so they carry over between hosts; the periodic interrupt phase is
+    /// re-derived from the restoring host's clock.
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        w.bytes(&self.regs);
+        w.u8(self.index);
+        w.i64(self.offset_s);
+        w.i64(self.last_second);
+    }
+
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let regs: [u8; CMOS_SIZE] = r.array("cmos")?;
+        if regs[REG_A] & A_UIP != 0 {
+            return Err(r.invalid("cmos[0x0a]", "UIP is read-only and never stored"));
+        }
+        if regs[REG_C] & !(C_IRQF | C_PF | C_AF | C_UF) != 0 {
+            return Err(r.invalid("cmos[0x0c]", format!("{:#04x} has bits register C never holds", regs[REG_C])));
+        }
+        let index = r.u8_where("index", |i| usize::from(i) < CMOS_SIZE, "a CMOS index (0-127)")?;
+        let offset_s = r.i64("offset_s")?;
+        if offset_s.unsigned_abs() > MAX_RESTORED_SECONDS as u64 {
+            return Err(r.invalid("offset_s", format!("{offset_s} s from the host clock is not a date")));
+        }
+        let last_second = r.i64("last_second")?;
+        if last_second.unsigned_abs() > 2 * MAX_RESTORED_SECONDS as u64 {
+            return Err(r.invalid("last_second", format!("{last_second} is not a date")));
+        }
+        r.finish()?;
+        self.regs = regs;
+        self.index = index;
+        self.offset_s = offset_s;
+        self.last_second = last_second;
+        self.restart_periodic();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -428,6 +428,109 @@ impl BusDevice for I8042 {
     }
 }
 
+fn source_code(s: Source) -> u8 {
+    match s {
+        Source::Controller => 0,
+        Source::Keyboard => 1,
+        Source::Aux { timeout: false } => 2,
+        Source::Aux { timeout: true } => 3,
+    }
+}
+
+fn read_source(r: &mut crate::snapshot::StateReader<'_>, field: &str) -> Result<Source, crate::snapshot::StateError> {
+    Ok(match r.u8(field)? {
+        0 => Source::Controller,
+        1 => Source::Keyboard,
+        2 => Source::Aux { timeout: false },
+        3 => Source::Aux { timeout: true },
+        v => return Err(r.invalid(field, format!("{v} is not a byte source"))),
+    })
+}
+
+impl crate::snapshot::Snapshot for I8042 {
+    const ID: &'static str = "i8042";
+    const VERSION: u16 = 1;
+
+    /// Controller RAM (command byte), status flags, output port (A20, reset), the output buffer
+    /// and reply queue, the pending command argument, and the keyboard's state with its queued
+    /// scancodes (QEMU `vmstate_kbd` + `vmstate_ps2_keyboard`).
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        w.bytes(&self.ram);
+        w.bool(self.status_sys);
+        w.bool(self.last_write_was_command);
+        w.u8(self.output_port);
+        w.option(self.output.as_ref(), |w, &(b, s)| {
+            w.u8(b);
+            w.u8(source_code(s));
+        });
+        w.u8(self.last_output);
+        w.u8(self.replies.len() as u8);
+        for &(b, s) in &self.replies {
+            w.u8(b);
+            w.u8(source_code(s));
+        }
+        match self.data_target {
+            DataTarget::Keyboard => w.u8(0),
+            DataTarget::ControllerArg(cmd) => w.u8(cmd),
+        }
+        w.u8(match self.keyboard_arg {
+            None => 0,
+            Some(KeyboardArg::Leds) => 1,
+            Some(KeyboardArg::ScancodeSet) => 2,
+            Some(KeyboardArg::Typematic) => 3,
+        });
+        w.bool(self.scanning);
+        w.u8(self.scancode_set);
+        w.u8(self.leds);
+        let codes: Vec<u8> = self.scancodes.iter().copied().collect();
+        w.blob(&codes);
+    }
+
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let ram: [u8; 32] = r.array("ram")?;
+        let status_sys = r.bool("status_sys")?;
+        let last_write_was_command = r.bool("last_write_was_command")?;
+        let output_port = r.u8("output_port")?;
+        let output = r.option("output", |r| Ok((r.u8("output.byte")?, read_source(r, "output.source")?)))?;
+        let last_output = r.u8("last_output")?;
+        let n = r.u8_where("replies", |n| usize::from(n) <= MAX_REPLIES, "a reply count (at most 16)")?;
+        let mut replies = VecDeque::with_capacity(n.into());
+        for i in 0..n {
+            replies.push_back((r.u8(&format!("replies[{i}].byte"))?, read_source(r, &format!("replies[{i}].source"))?));
+        }
+        // 0 = the keyboard; otherwise the controller command waiting for its argument.
+        let data_target = match r.u8_where("data_target", |c| matches!(c, 0 | 0x60..=0x7f | 0xd1..=0xd4), "0 or a command taking an argument")? {
+            0 => DataTarget::Keyboard,
+            cmd => DataTarget::ControllerArg(cmd),
+        };
+        let keyboard_arg = match r.u8_where("keyboard_arg", |v| v <= 3, "a keyboard argument kind (0-3)")? {
+            1 => Some(KeyboardArg::Leds),
+            2 => Some(KeyboardArg::ScancodeSet),
+            3 => Some(KeyboardArg::Typematic),
+            _ => None,
+        };
+        let scanning = r.bool("scanning")?;
+        let scancode_set = r.u8_where("scancode_set", |v| matches!(v, 1..=3), "a scancode set (1-3)")?;
+        let leds = r.u8_where("leds", |v| v <= 7, "an LED mask (bits 2:0)")?;
+        let scancodes = r.blob("scancodes", MAX_SCANCODES)?;
+        r.finish()?;
+        self.ram = ram;
+        self.status_sys = status_sys;
+        self.last_write_was_command = last_write_was_command;
+        self.output_port = output_port;
+        self.output = output;
+        self.last_output = last_output;
+        self.replies = replies;
+        self.data_target = data_target;
+        self.keyboard_arg = keyboard_arg;
+        self.scanning = scanning;
+        self.scancode_set = scancode_set;
+        self.leds = leds;
+        self.scancodes = scancodes.into();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

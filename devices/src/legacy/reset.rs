@@ -114,6 +114,38 @@ impl BusDevice for SystemControlPortA {
     }
 }
 
+impl crate::snapshot::Snapshot for ResetControl {
+    const ID: &'static str = "piix3-reset-control";
+    const VERSION: u16 = 1;
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        w.u8(self.value);
+    }
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        // RCPU is a trigger and never stored; restoring it must not reset the machine.
+        let value = r.u8_where("value", |v| v & RC_RESET_CPU == 0, "a stored RC value (RCPU clear)")?;
+        r.finish()?;
+        self.value = value;
+        Ok(())
+    }
+}
+
+impl crate::snapshot::Snapshot for SystemControlPortA {
+    const ID: &'static str = "port92";
+    const VERSION: u16 = 1;
+    /// The port's value, with the A20 gate (QEMU `vmstate_port92_isa`: outport).
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        w.u8(self.value);
+    }
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let value = r.u8("value")?;
+        r.finish()?;
+        // Stored as is: a restored fast-reset bit is the state before the save, not a new 0 -> 1
+        // transition, so it requests nothing.
+        self.value = value;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

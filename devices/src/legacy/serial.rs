@@ -138,6 +138,72 @@ impl BusDevice for Serial {
     }
 }
 
+// 16550 register bits checked on restore (vm-superio keeps these registers as plain bytes).
+const IER_VALID: u8 = 0x0f;
+const IIR_NONE: u8 = 0x01;
+const IIR_SOURCES: u8 = 0x06;
+const LSR_DATA_READY: u8 = 0x01;
+
+impl crate::snapshot::Snapshot for Serial {
+    const ID: &'static str = "serial";
+    const VERSION: u16 = 1;
+
+    /// The UART's registers and receive FIFO, through vm-superio's `SerialState` (the same set
+    /// as QEMU's `vmstate_serial`: divisor, IER, IIR, LCR, MCR, LSR, MSR, SCR, FIFO). Host input
+    /// still waiting outside the FIFO is the host's and is not saved (QEMU does not save chardev
+    /// buffers either).
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        let s = self.uart.state();
+        for b in [
+            s.baud_divisor_low,
+            s.baud_divisor_high,
+            s.interrupt_enable,
+            s.interrupt_identification,
+            s.line_control,
+            s.line_status,
+            s.modem_control,
+            s.modem_status,
+            s.scratch,
+        ] {
+            w.u8(b);
+        }
+        w.blob(&s.in_buffer);
+    }
+
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let state = vm_superio::serial::SerialState {
+            baud_divisor_low: r.u8("dll")?,
+            baud_divisor_high: r.u8("dlm")?,
+            interrupt_enable: r.u8_where("ier", |v| v & !IER_VALID == 0, "an IER value (bits 3:0)")?,
+            // No interrupt, or a set of the two sources vm-superio raises (THR empty, data).
+            interrupt_identification: r.u8_where(
+                "iir",
+                |v| v == IIR_NONE || (v != 0 && v & !IIR_SOURCES == 0),
+                "an interrupt identification vm-superio produces",
+            )?,
+            line_control: r.u8("lcr")?,
+            line_status: r.u8("lsr")?,
+            modem_control: r.u8("mcr")?,
+            modem_status: r.u8("msr")?,
+            scratch: r.u8("scr")?,
+            in_buffer: r.blob("rx_fifo", FIFO_SIZE)?,
+        };
+        if (state.line_status & LSR_DATA_READY != 0) != !state.in_buffer.is_empty() {
+            return Err(r.invalid("lsr", "Data Ready disagrees with the receive FIFO"));
+        }
+        r.finish()?;
+        let IrqTrigger(line) = self.uart.interrupt_evt();
+        let trigger = IrqTrigger(line.clone());
+        let sink: Box<dyn Write + Send> = Box::new(std::io::sink());
+        let mut uart = vm_superio::Serial::from_state(&state, trigger, vm_superio::serial::NoEvents, sink)
+            .map_err(|e| r.invalid("rx_fifo", format!("{e:?}")))?;
+        // Keep the host side (output) of the port.
+        std::mem::swap(uart.writer_mut(), self.uart.writer_mut());
+        self.uart = uart;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -152,6 +152,9 @@ pub struct ConfigSpace {
     bytes: [u8; CONFIG_SPACE_SIZE],
     writable: [u8; CONFIG_SPACE_SIZE],
     write_one_to_clear: [u8; CONFIG_SPACE_SIZE],
+    /// Read-only bits the device itself changes at run time (interrupt status, MSI pending bits):
+    /// a restored state may differ from a fresh device there.
+    hardware_owned: [u8; CONFIG_SPACE_SIZE],
     /// Declared BARs, indexed by their first slot; the upper slot of a 64-bit BAR stays `None`.
     bars: [Option<Bar>; 6],
     rom_size: Option<u64>,
@@ -183,6 +186,7 @@ impl ConfigSpace {
             bytes: [0; CONFIG_SPACE_SIZE],
             writable: [0; CONFIG_SPACE_SIZE],
             write_one_to_clear: [0; CONFIG_SPACE_SIZE],
+            hardware_owned: [0; CONFIG_SPACE_SIZE],
             bars: [None; 6],
             rom_size: None,
             capabilities: Vec::new(),
@@ -198,6 +202,8 @@ impl ConfigSpace {
         c.set_u16(SUBSYSTEM_ID, ids.subsystem_id);
         c.set_writable_u16(COMMAND, COMMAND_WRITABLE);
         c.set_write_one_to_clear_u16(STATUS, STATUS_WRITE_ONE_TO_CLEAR);
+        // Interrupt Status follows the function's INTx request (device-owned, read-only).
+        c.set_hardware_owned_u32(COMMAND, (STATUS_INTERRUPT as u32) << 16);
         // Cache Line Size is read/write (PCI 3.0 section 6.2.4); devices that do not use it may
         // hardwire it, but firmware writes it and reads it back, so keep it as storage.
         c.writable[CACHE_LINE_SIZE as usize] = 0xff;
@@ -286,6 +292,15 @@ impl ConfigSpace {
     }
     pub fn set_write_one_to_clear_u32(&mut self, offset: u8, mask: u32) {
         self.set_mask(offset, &mask.to_le_bytes(), true);
+    }
+
+    /// Marks read-only bits of the 4 bytes at `offset` that the device changes itself, so a
+    /// restored state may differ there from a fresh device (see [`ConfigSpace::load_state`]).
+    pub fn set_hardware_owned_u32(&mut self, offset: u8, mask: u32) {
+        let o = offset as usize;
+        if let Some(dst) = self.hardware_owned.get_mut(o..o + 4) {
+            dst.copy_from_slice(&mask.to_le_bytes());
+        }
     }
 
     fn set_mask(&mut self, offset: u8, mask: &[u8], w1c: bool) {
@@ -535,6 +550,64 @@ impl ConfigSpace {
             next = self.read_u8(next + 1) & 0xfc;
         }
         out
+    }
+}
+
+/// A configuration space image checked by [`ConfigSpace::load_state`], ready to apply.
+#[derive(Clone, Debug)]
+pub struct ConfigState([u8; CONFIG_SPACE_SIZE]);
+
+impl ConfigState {
+    /// A byte of the image (device-specific checks before applying it).
+    pub fn byte(&self, offset: u8) -> u8 {
+        self.0[offset as usize]
+    }
+}
+
+impl ConfigSpace {
+    /// Saves all 256 bytes. The masks, BAR declarations and capability list are the device's
+    /// construction, identical on the restoring side, so they are not saved.
+    pub fn save_state(&self, w: &mut crate::snapshot::StateWriter) {
+        w.bytes(&self.bytes);
+    }
+
+    /// Reads a saved image and checks it against this function as built: every bit the guest
+    /// cannot write (identity, header type, BAR type and size bits, capability IDs and pointers,
+    /// hardwired registers) must be what this function has, except bits the device owns at run
+    /// time. This is QEMU's `get_pci_config_device` check ("Bad config data", over `cmask`),
+    /// applied to all read-only bits. Nothing changes until [`ConfigSpace::apply_state`].
+    pub fn load_state(&self, r: &mut crate::snapshot::StateReader<'_>) -> Result<ConfigState, crate::snapshot::StateError> {
+        let image: [u8; CONFIG_SPACE_SIZE] = r.array("config")?;
+        for (i, (&new, &cur)) in image.iter().zip(self.bytes.iter()).enumerate() {
+            let free = self.writable[i] | self.write_one_to_clear[i] | self.hardware_owned[i];
+            if (new ^ cur) & !free != 0 {
+                return Err(r.invalid(
+                    format!("config[{i:#04x}]"),
+                    format!("read-only bits differ from this device: saved {new:#04x}, device {cur:#04x}, writable mask {free:#04x}"),
+                ));
+            }
+        }
+        Ok(ConfigState(image))
+    }
+
+    /// Applies an image from [`ConfigSpace::load_state`]. The caller tells the bus to remap BARs
+    /// (`IoBus::resync_bars`).
+    pub fn apply_state(&mut self, state: ConfigState) {
+        self.bytes = state.0;
+    }
+}
+
+impl crate::snapshot::Snapshot for ConfigSpace {
+    const ID: &'static str = "pci-config";
+    const VERSION: u16 = 1;
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        self.save_state(w)
+    }
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let s = self.load_state(r)?;
+        r.finish()?;
+        self.apply_state(s);
+        Ok(())
     }
 }
 

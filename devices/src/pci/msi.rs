@@ -90,6 +90,8 @@ impl MsiCapability {
             // Only the bits of implemented vectors are writable; the pending bits are read-only
             // (sections 6.8.1.8 and 6.8.1.9).
             config.set_writable_u32(offset + MASK_BITS, Self::vector_bits(vectors));
+            // The function sets and clears pending bits itself; a restored state may have any.
+            config.set_hardware_owned_u32(offset + PENDING_BITS, Self::vector_bits(vectors));
         }
         Ok(MsiCapability { offset, vectors, per_vector_masking, sink })
     }

@@ -327,6 +327,62 @@ impl MsixCapability {
     }
 }
 
+impl crate::snapshot::Snapshot for MsixCapability {
+    const ID: &'static str = "msix";
+    const VERSION: u16 = 1;
+
+    /// Vector count, then each table entry (address, data, mask), the PBA, Enable and Function
+    /// Mask (the table lives in device memory, not configuration space; QEMU `msix_save`).
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        w.u16(self.entries.len() as u16);
+        for e in &self.entries {
+            w.u64(e.address);
+            w.u32(e.data);
+            w.bool(e.masked);
+        }
+        for &p in &self.pending {
+            w.u64(p);
+        }
+        w.bool(self.enabled);
+        w.bool(self.function_masked);
+    }
+
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let n = r.u16("vectors")?;
+        if n as usize != self.entries.len() {
+            return Err(r.invalid("vectors", format!("saved {n} vectors, this function has {}", self.entries.len())));
+        }
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for i in 0..self.entries.len() {
+            let address = r.u64(&format!("entry[{i}].address"))?;
+            if address & 3 != 0 {
+                return Err(r.invalid(format!("entry[{i}].address"), "bits 1:0 must be zero (PCI 3.0 section 6.8.2.6)"));
+            }
+            let data = r.u32(&format!("entry[{i}].data"))?;
+            let masked = r.bool(&format!("entry[{i}].masked"))?;
+            entries.push(MsixEntry { address, data, masked });
+        }
+        let mut pending = Vec::with_capacity(self.pending.len());
+        for i in 0..self.pending.len() {
+            pending.push(r.u64(&format!("pba[{i}]"))?);
+        }
+        let tail_bits = self.entries.len() % 64;
+        if let (Some(last), true) = (pending.last(), tail_bits != 0) {
+            if last >> tail_bits != 0 {
+                return Err(r.invalid("pba", "pending bits set for vectors the function does not have"));
+            }
+        }
+        let enabled = r.bool("enabled")?;
+        let function_masked = r.bool("function_masked")?;
+        r.finish()?;
+        self.entries = entries;
+        self.pending = pending;
+        self.enabled = enabled;
+        self.function_masked = function_masked;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,6 +148,26 @@ impl PciRoot {
     }
 }
 
+impl crate::snapshot::Snapshot for PciRoot {
+    const ID: &'static str = "pci-host";
+    const VERSION: u16 = 1;
+
+    /// CONFIG_ADDRESS (0xcf8), which a guest may have latched between its two accesses.
+    fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        w.u32(self.address_latch);
+    }
+
+    fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+        let latch = r.u32("config_address")?;
+        if latch & !CONFIG_ADDRESS_MASK != 0 {
+            return Err(r.invalid("config_address", format!("{latch:#x} has reserved bits set (PCI 3.0 figure 3-2)")));
+        }
+        r.finish()?;
+        self.address_latch = latch;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,16 +20,16 @@ const DEFAULT_SECTORS_PER_TRACK: u8 = 63;
 pub struct AtaDisk {
     backend: Arc<dyn BlockBackend>,
     identity: DriveIdentity,
-    sectors: u64,
-    cylinders: u16,
-    current_heads: u8,
-    current_spt: u8,
+    pub(super) sectors: u64,
+    pub(super) cylinders: u16,
+    pub(super) current_heads: u8,
+    pub(super) current_spt: u8,
     /// Sectors per DRQ block of READ/WRITE MULTIPLE; 0 until SET MULTIPLE MODE.
-    multiple_count: u8,
-    write_cache: bool,
-    mode: TransferMode,
+    pub(super) multiple_count: u8,
+    pub(super) write_cache: bool,
+    pub(super) mode: TransferMode,
     /// The pending bus-master command writes the disk.
-    dma_write: bool,
+    pub(super) dma_write: bool,
 }
 
 /// How a data command addresses the disk and moves its data.

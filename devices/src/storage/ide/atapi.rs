@@ -115,8 +115,8 @@ fn reply(mut data: Vec<u8>, allocation_length: usize) -> Result<Option<AtapiPayl
 pub struct AtapiCdrom {
     pub media: CdromMedia,
     identity: DriveIdentity,
-    mode: TransferMode,
-    sense: Sense,
+    pub(super) mode: TransferMode,
+    pub(super) sense: Sense,
 }
 
 impl AtapiCdrom {

@@ -65,9 +65,9 @@ type Regions = (Vec<(u64, u64)>, bool);
 /// One channel's bus-master registers.
 #[derive(Clone, Debug, Default)]
 pub struct BusMaster {
-    command: u8,
-    status: u8,
-    prd_table: u32,
+    pub(super) command: u8,
+    pub(super) status: u8,
+    pub(super) prd_table: u32,
 }
 
 /// What a write to the command register did to the engine.

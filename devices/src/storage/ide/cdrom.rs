@@ -49,14 +49,14 @@ pub enum MediaEvent {
 }
 
 pub struct CdromMedia {
-    medium: Option<Arc<dyn BlockBackend>>,
-    tray_open: bool,
-    locked: bool,
+    pub(super) medium: Option<Arc<dyn BlockBackend>>,
+    pub(super) tray_open: bool,
+    pub(super) locked: bool,
     /// UNIT ATTENTION owed to the guest after a medium appeared.
-    unit_attention: bool,
-    eject_request: bool,
-    new_media: bool,
-    media_removal: bool,
+    pub(super) unit_attention: bool,
+    pub(super) eject_request: bool,
+    pub(super) new_media: bool,
+    pub(super) media_removal: bool,
     /// Tray movements (true = opened) not yet reported to the machine.
     tray_moves: Vec<bool>,
 }

@@ -22,14 +22,14 @@ pub struct DmaContext<'a> {
 
 pub struct Channel {
     pub drives: [Drive; 2],
-    selected: usize,
-    control: u8,
-    irq_pending: bool,
-    line_level: bool,
-    irq: Arc<dyn InterruptLine>,
+    pub(super) selected: usize,
+    pub(super) control: u8,
+    pub(super) irq_pending: bool,
+    pub(super) line_level: bool,
+    pub(super) irq: Arc<dyn InterruptLine>,
     pub bus_master: BusMaster,
     /// A command of device `.0` waiting for the bus master.
-    dma: Option<(usize, DmaRequest)>,
+    pub(super) dma: Option<(usize, DmaRequest)>,
 }
 
 impl Channel {

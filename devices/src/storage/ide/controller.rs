@@ -128,10 +128,10 @@ pub struct DriveQuery {
 }
 
 /// Both channels and what they need to do DMA.
-struct IdeState {
-    channels: [Channel; 2],
-    mem: Arc<dyn GuestMemory>,
-    bus_master_enabled: bool,
+pub(super) struct IdeState {
+    pub(super) channels: [Channel; 2],
+    pub(super) mem: Arc<dyn GuestMemory>,
+    pub(super) bus_master_enabled: bool,
 }
 
 impl IdeState {
@@ -152,8 +152,8 @@ impl IdeState {
 
 /// State shared by the PCI function, the legacy ports and the host handles.
 #[derive(Clone)]
-struct Shared {
-    state: Arc<Mutex<IdeState>>,
+pub(super) struct Shared {
+    pub(super) state: Arc<Mutex<IdeState>>,
     listener: Arc<Mutex<Option<TrayListener>>>,
 }
 
@@ -179,8 +179,8 @@ impl Shared {
 
 /// The PCI function. Put it on the bus as a [`crate::pci::SharedPciDevice`].
 pub struct Piix3Ide {
-    config: ConfigSpace,
-    shared: Shared,
+    pub(super) config: ConfigSpace,
+    pub(super) shared: Shared,
 }
 
 fn config_space() -> ConfigSpace {

@@ -13,6 +13,7 @@ pub mod channel;
 pub mod controller;
 pub mod drive;
 pub mod identify;
+pub mod snapshot;
 pub mod spec;
 
 #[cfg(test)]
