@@ -35,6 +35,7 @@ fi
 . "$CACHE/xen/setup-xen.env"
 command -v qemu-system-x86_64 >/dev/null || { log "qemu-system-x86_64 not found"; exit 1; }
 [ -f "$OUT/dom0.cpio" ] || { log "$OUT/dom0.cpio missing"; exit 1; }
+log "host load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cpus (timings scale with contention)"
 log "setup+build ${SECONDS}s; booting Xen with: ${SEL[*]} (host time limit ${budget}s)"
 
 RES=$OUT/results
@@ -55,7 +56,7 @@ for line in sys.stdin.buffer:
 ' > "$OUT/console.log"
 rc=${PIPESTATUS[0]}
 set -e
-log "L1 exited rc=$rc after $((SECONDS))s total"
+log "L1 exited rc=$rc after $((SECONDS))s total; host load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # split the console at the @@BEGIN/@@END markers
 python3 - "$OUT/console.log" "$RES" "${SEL[@]}" <<'PY'
