@@ -346,3 +346,7 @@ mod tests {
         assert!(r.blob("huge", 16).is_err(), "a length beyond the maximum is refused before reading");
     }
 }
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod device_tests;

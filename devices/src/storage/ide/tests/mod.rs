@@ -5,6 +5,7 @@
 mod ata;
 mod atapi;
 mod dma;
+mod snapshot;
 
 use std::sync::{Arc, Mutex};
 
@@ -47,6 +48,7 @@ pub struct Rig {
     pub mem: Arc<TestMemory>,
     pub irqs: [Arc<RecordingLine>; 2],
     pub handle: IdeHandle,
+    pub ide: Arc<Mutex<Piix3Ide>>,
 }
 
 /// One channel of a [`Rig`], as a driver sees it.
@@ -80,11 +82,12 @@ impl Rig {
         }
         // Function 1 is only found behind a function 0 (PCI 3.0 section 6.2.1).
         bus.add_pci_device(PciAddress::new(0, 1, 0), Arc::new(Mutex::new(IsaBridgeStandIn::default()))).unwrap();
-        bus.add_pci_device(PIIX3_IDE_ADDRESS, Arc::new(Mutex::new(ide))).unwrap();
+        let ide = Arc::new(Mutex::new(ide));
+        bus.add_pci_device(PIIX3_IDE_ADDRESS, ide.clone()).unwrap();
         // What firmware does: place BAR4, enable I/O decoding and bus mastering.
         bus.pci_config_write(PIIX3_IDE_ADDRESS, 0x20, &(u32::from(BM_BASE) | 1).to_le_bytes());
         bus.pci_config_write(PIIX3_IDE_ADDRESS, 0x04, &5u16.to_le_bytes());
-        Rig { bus, mem, irqs, handle }
+        Rig { bus, mem, irqs, handle, ide }
     }
 
     /// A rig with one disk as primary master.
