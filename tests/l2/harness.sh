@@ -58,6 +58,81 @@ boot_until() {
   return $rc
 }
 
+# ---- background device model, for scenarios that act while the guest runs ----
+# bg CMD [ARGS...]: run a harness command (boot, dm, ours, qemu) in the background, in its own
+# session (the L2 watchdog kills it too), output into $BG_OUT and live on the console.
+# Sets BG_PID. Use one at a time; bg_wait/bg_stop end it. BG_QUIET=1: no live copy.
+BG_N=0
+bg() {
+  BG_N=$((BG_N + 1)); BG_OUT=/tmp/bg.$$.$BG_N; : > $BG_OUT
+  export DM KERNEL INITRD APPEND APPEND_EXTRA NO_REBOOT MEM SMP
+  setsid sh -c '. /bin/harness.sh; "$@"' bg "$@" > $BG_OUT 2>&1 &
+  BG_PID=$!
+  echo $BG_PID >> /tmp/sessions
+  if [ -n "${BG_QUIET:-}" ]; then BG_TAIL=; else bg_follow $BG_PID $BG_OUT & BG_TAIL=$!; fi
+}
+
+# bg_follow PID FILE: copy FILE's new lines to stdout until PID is gone, then the rest (unlike
+# busybox tail -f, which polls once a second, nothing written just before the exit is lost).
+bg_follow() {
+  _s=0
+  while :; do
+    _alive=1; kill -0 $1 2>/dev/null || _alive=0
+    _n=$(wc -l < $2)
+    if [ $_n -gt $_s ]; then sed -n "$((_s + 1)),${_n}p" $2; _s=$_n; fi
+    if [ $_alive = 0 ]; then sed -n "$((_s + 1)),\$p" $2; return; fi
+    sleep 0.2
+  done
+}
+
+# wait_out COUNT TEXT SECS: wait until COUNT lines of the background output contain TEXT.
+# Returns 1 (printing @@wait-timeout / @@wait-dm-exited) if that does not happen in SECS
+# seconds or the device model exits first.
+wait_out() {
+  _n=$1; _t=$2; _end=$(( $(date +%s) + $3 ))
+  while [ "$(grep -cF -- "$_t" $BG_OUT)" -lt "$_n" ]; do
+    if ! kill -0 $BG_PID 2>/dev/null; then
+      [ "$(grep -cF -- "$_t" $BG_OUT)" -ge "$_n" ] && return 0
+      echo "@@wait-dm-exited before $_n x '$_t'"; return 1
+    fi
+    if [ "$(date +%s)" -ge "$_end" ]; then echo "@@wait-timeout after $3s for $_n x '$_t'"; return 1; fi
+    sleep 0.1
+  done
+}
+
+# bg_wait SECS: wait for the background device model to exit; returns its status, or 124
+# after killing it if it is still running after SECS seconds.
+bg_wait() {
+  _end=$(( $(date +%s) + $1 ))
+  while kill -0 $BG_PID 2>/dev/null; do
+    if [ "$(date +%s)" -ge "$_end" ]; then echo "@@bg-wait: still running after $1s, killing it"; bg_stop; return 124; fi
+    sleep 0.1
+  done
+  wait $BG_PID; _rc=$?
+  [ -z "$BG_TAIL" ] || wait $BG_TAIL 2>/dev/null
+  return $_rc
+}
+
+# bg_stop: kill the background device model's session.
+bg_stop() {
+  kill -TERM -$BG_PID 2>/dev/null; sleep 0.5; kill -9 -$BG_PID 2>/dev/null
+  wait $BG_PID 2>/dev/null
+  [ -z "$BG_TAIL" ] || wait $BG_TAIL 2>/dev/null
+}
+
+# bg_lines TEXT: the background output lines containing TEXT, without carriage returns.
+bg_lines() { grep -F -- "$1" $BG_OUT | tr -d '\r'; }
+
+# q LABEL SOCKET [qmp args...]: the qmp client (see tests/src/bin/qmp.rs), every output line
+# prefixed with "qmp LABEL: ". Returns the client's status.
+q() {
+  _l=$1; shift; _f=$(mktemp /tmp/q.XXXXXX)
+  { /bin/qmp "$@"; echo "@@qmp-rc=$?"; } > $_f 2>&1
+  grep -v '^@@qmp-rc=' $_f | sed "s/^/qmp $_l: /"
+  _rc=$(sed -n 's/^@@qmp-rc=//p' $_f); rm -f $_f
+  return $_rc
+}
+
 # Default when the scenario has neither host.sh nor cmdline: one boot.
 run_scenario() {
   if [ -f host.sh ]; then . ./host.sh

@@ -49,6 +49,8 @@ pub struct Options {
     pub needs_qemu: bool,
     /// Kernel modules for the L3 initramfs (dependencies are added by build-images.sh).
     pub modules: Vec<String>,
+    /// Programs from `tests/guest-tools/<name>.c` for the L3 initramfs `/bin`.
+    pub guest_tools: Vec<String>,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             cost: 1,
             needs_qemu: false,
             modules: Vec::new(),
+            guest_tools: Vec::new(),
         }
     }
 }
@@ -79,6 +82,7 @@ pub fn parse_options(text: &str) -> Result<Options, String> {
             "cost" => o.cost = v.parse().map_err(bad)?,
             "needs_qemu" => o.needs_qemu = matches!(v, "1" | "yes" | "true"),
             "modules" => o.modules = v.split_whitespace().map(String::from).collect(),
+            "guest_tools" => o.guest_tools = v.split_whitespace().map(String::from).collect(),
             other => return Err(format!("line {}: unknown option {other:?}", n + 1)),
         }
     }
@@ -347,6 +351,9 @@ pub struct Config {
     pub only: Option<Vec<String>>,
     pub workers: usize,
     pub l2_mem: String,
+    /// Images, consoles and results (`NESTED_OUT`, default `target/nested`); separate
+    /// directories let two suites run at once without overwriting each other's files.
+    pub out: PathBuf,
 }
 
 impl Config {
@@ -374,7 +381,12 @@ impl Config {
             Err(_) => 2,
         };
         let l2_mem = std::env::var("NESTED_L2_MEM").unwrap_or_else(|_| "2G".into());
+        let out = match std::env::var_os("NESTED_OUT") {
+            Some(o) if !o.is_empty() => root.join(o),
+            _ => root.join("target/nested"),
+        };
         Ok(Config {
+            out,
             root,
             dm,
             only,
@@ -416,7 +428,7 @@ fn secs(t: Instant) -> f64 {
 pub fn run_suite(cfg: &Config) -> Result<Report, String> {
     let t_all = Instant::now();
     let tests = cfg.root.join("tests");
-    let out = cfg.root.join("target/nested");
+    let out = cfg.out.clone();
     let mut all = discover(&tests.join("scenarios"))?;
     if let Some(only) = &cfg.only {
         for n in only {
@@ -630,6 +642,8 @@ fn prepare_worker(
         if initrd.is_file() {
             fs::copy(&initrd, d.join("initrd.cpio")).map_err(io)?;
         }
+        // What the scenario's prepare.sh made (ISOs, images) sits next to host.sh.
+        copy_tree(&out.join("scen").join(&s.name).join("files"), &d).map_err(io)?;
         fs::write(d.join("timeout"), format!("{}\n", s.options.timeout)).map_err(io)?;
         list += &s.name;
         list.push('\n');
@@ -658,6 +672,24 @@ fn prepare_worker(
         f.write_all(&data).map_err(io)?;
     }
     Ok(image)
+}
+
+/// Copies the files and directories under `from` (if it exists) into `to`.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let Ok(rd) = fs::read_dir(from) else {
+        return Ok(());
+    };
+    for e in rd {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            fs::create_dir_all(&dest)?;
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            fs::copy(e.path(), &dest)?;
+        }
+    }
+    Ok(())
 }
 
 fn l1_command(qemu: &Path, vmlinuz: &str, initrd: &Path, mem: &str) -> Command {
@@ -851,8 +883,11 @@ mod tests {
 
     #[test]
     fn options_parse() {
-        let o = parse_options("timeout=120\ncost=3\nmodules=\"virtio_blk ext4\"\nneeds_qemu=1\n")
-            .unwrap();
+        let o = parse_options(
+            "timeout=120\ncost=3\nmodules=\"virtio_blk ext4\"\nneeds_qemu=1\nguest_tools=\"cdctl pio\"\n",
+        )
+        .unwrap();
+        assert_eq!(o.guest_tools, vec!["cdctl", "pio"]);
         assert_eq!(o.timeout, 120);
         assert_eq!(o.cost, 3);
         assert!(o.needs_qemu);

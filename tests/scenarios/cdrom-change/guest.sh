@@ -1,0 +1,16 @@
+# Sees three media in turn without rebooting: polls the volume label (O_DIRECT read of the
+# ISO 9660 descriptor) until it changes, then mounts and reports id, data md5 and capacity.
+for i in $(seq 50); do [ -b /dev/sr0 ] && break; sleep 0.2; done
+[ -b /dev/sr0 ] || { echo "G-NO-SR0"; exit 1; }
+mkdir -p /mnt
+have() {
+  mount -t iso9660 -o ro /dev/sr0 /mnt || { echo "G-MOUNT-FAILED"; return 1; }
+  r="$(cat /mnt/id.txt) $(md5sum < /mnt/data.bin | cut -d' ' -f1) $(cat /sys/block/sr0/size)"
+  # report after umount: a mounted CD is locked, and the host's next change would be refused
+  umount /mnt && echo "G-HAVE $r"
+}
+cdctl label /dev/sr0 && have || exit 1
+for old in CDROM_A CDROM_B; do
+  cdctl waitlabel /dev/sr0 $old 40 || { cdctl status /dev/sr0; exit 1; }
+  have || exit 1
+done
