@@ -110,6 +110,7 @@ diag() {
   grep -E -i 'error|fail|warn|fatal|cannot|unable' "/var/log/xen/xl-create-$name.log" 2>/dev/null \
     | grep -v -E 'loader probe failed|debug: ' | head -25
   echo "   ..."; grep -v ' debug: ' "/var/log/xen/xl-create-$name.log" 2>/dev/null | tail -12
+  echo "-- device-model argv (from libxl): $(grep 'libxl__spawn_local_dm: Domain [0-9]*:  ' "/var/log/xen/xl-create-$name.log" 2>/dev/null | sed 's/.*:  //' | tr '\n' ' ')"
   for f in "/var/log/xen/xl-$name.log" "/var/log/xen/qemu-dm-$name.log"; do
     [ -f "$f" ] || continue
     echo "-- $f ($(wc -l < "$f") lines): first 40, last 40"
