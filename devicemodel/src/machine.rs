@@ -84,6 +84,8 @@ pub struct Machine {
     pub serials: Vec<Arc<Mutex<Serial>>>,
     pub cmos: Arc<Mutex<Cmos>>,
     pub ide: IdeHandle,
+    /// Every device with guest-visible state, for save/restore.
+    pub devices: crate::migration::MachineDevices,
 }
 
 fn shared<T: devices::bus::BusDevice + 'static>(d: T) -> Arc<Mutex<T>> {
@@ -120,18 +122,20 @@ impl Machine {
 
         // PCI functions (PCI 3.0; slot layout as qemu-xen's xenfv/pc machines).
         let pci_err = |e: String| MachineError(format!("machine assembly: {e}"));
-        bus.add_pci_device(PciAddress::new(0, 0, 0), Arc::new(Mutex::new(I440fx::new()))).map_err(pci_err)?;
+        let i440fx = Arc::new(Mutex::new(I440fx::new()));
+        bus.add_pci_device(PciAddress::new(0, 0, 0), i440fx.clone()).map_err(pci_err)?;
         let mut piix3 = Piix3::new();
         if let Some(observer) = pirq_observer {
             piix3.set_pirq_observer(observer);
         }
-        bus.add_pci_device(PciAddress::new(0, 1, 0), Arc::new(Mutex::new(piix3))).map_err(pci_err)?;
+        let piix3 = Arc::new(Mutex::new(piix3));
+        bus.add_pci_device(PciAddress::new(0, 1, 0), piix3.clone()).map_err(pci_err)?;
         let (pm_function, pm_io) = piix4_pm::new(irq_line(piix4_pm::SCI_IRQ as u32), control.clone(), clock.clone());
-        bus.add_pci_device(PciAddress::new(0, 1, 3), pm_function).map_err(pci_err)?;
+        bus.add_pci_device(PciAddress::new(0, 1, 3), pm_function.clone()).map_err(pci_err)?;
         insert(&bus, piix4_pm::PM_BASE as u64, piix4_pm::PM_IO_LEN as u64, "piix4-pm", pm_io.clone())?;
         insert(&bus, piix4_pm::GPE0_BLK as u64, piix4_pm::GPE0_BLK_LEN as u64, "piix4-gpe0", pm_io.clone())?;
-        let apm = shared(piix4_pm::ApmControl::new(pm_io));
-        insert(&bus, piix4_pm::SMI_CMD_PORT as u64, 2, "apm", apm)?;
+        let apm = shared(piix4_pm::ApmControl::new(pm_io.clone()));
+        insert(&bus, piix4_pm::SMI_CMD_PORT as u64, 2, "apm", apm.clone())?;
 
         // PIIX3 IDE in legacy mode: ports 0x1f0/0x3f6 and 0x170/0x376, IRQ 14/15, bus master in BAR4.
         let ide = Piix3Ide::new(ide_drives, dma_memory, CHANNEL_IRQS.map(|irq| irq_line(irq as u32)))
@@ -141,12 +145,15 @@ impl Machine {
         for (base, len, name) in LEGACY_PORT_RANGES {
             insert(&bus, base, len, name, legacy.clone())?;
         }
-        bus.add_pci_device(PIIX3_IDE_ADDRESS, Arc::new(Mutex::new(ide))).map_err(pci_err)?;
+        let ide = Arc::new(Mutex::new(ide));
+        bus.add_pci_device(PIIX3_IDE_ADDRESS, ide.clone()).map_err(pci_err)?;
 
         // Xen's platform device at 00:02.0 (the first free slot, as qemu-xen places it without VGA)
         // with its fixed ports 0x10-0x1f.
+        let mut platform = None;
         if let (MachineKind::XenFv { platform_device: true }, Some(host)) = (cfg.machine, xen_platform) {
             let (function, ports) = devices::xen_platform::new(host);
+            platform = Some(function.clone());
             bus.add_pci_device(PciAddress::new(0, 2, 0), function).map_err(pci_err)?;
             let base = devices::xen_platform::FIXED_IO_BASE as u64;
             insert(&bus, base, devices::xen_platform::FIXED_IO_LEN as u64, "xen-platform", ports)?;
@@ -164,9 +171,11 @@ impl Machine {
         insert(&bus, 0x70, 2, "cmos", cmos.clone())?;
         let i8042 = shared(I8042::new(irq_line(irq::KEYBOARD), irq_line(irq::MOUSE), control.clone()));
         insert(&bus, 0x60, 1, "i8042-data", i8042.clone())?;
-        insert(&bus, 0x64, 1, "i8042-cmd", i8042)?;
-        insert(&bus, 0x92, 1, "port92", shared(reset::SystemControlPortA::new(control.clone())))?;
-        insert(&bus, 0xcf9, 1, "reset-control", shared(reset::ResetControl::new(control.clone())))?;
+        insert(&bus, 0x64, 1, "i8042-cmd", i8042.clone())?;
+        let port92 = shared(reset::SystemControlPortA::new(control.clone()));
+        insert(&bus, 0x92, 1, "port92", port92.clone())?;
+        let reset_control = shared(reset::ResetControl::new(control.clone()));
+        insert(&bus, 0xcf9, 1, "reset-control", reset_control.clone())?;
         insert(&bus, 0xe9, 1, "debug-console", shared(debug_port::DebugConsole::new(None)))?;
         if let Some(de) = &cfg.debug_exit {
             insert(&bus, de.iobase as u64, de.iosize as u64, "isa-debug-exit", shared(debug_port::DebugExit::new(de.iobase as u64, de.iosize as u64, control.clone())))?;
@@ -179,7 +188,23 @@ impl Machine {
             insert(&bus, base as u64, 8, &format!("com{}", i + 1), s.clone())?;
             serials.push(s);
         }
-        Ok(Machine { bus, serials, cmos, ide: ide_handle })
+        let devices = crate::migration::MachineDevices {
+            bus: bus.clone(),
+            i440fx,
+            piix3,
+            pm: pm_function,
+            acpi: pm_io,
+            apm,
+            ide,
+            xen_platform: platform,
+            cmos: cmos.clone(),
+            i8042,
+            port92,
+            reset_control,
+            serials: serials.clone(),
+            dirty_log: None,
+        };
+        Ok(Machine { bus, serials, cmos, ide: ide_handle, devices })
     }
 }
 

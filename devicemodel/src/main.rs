@@ -6,6 +6,7 @@ mod guest_ram;
 mod kvm;
 mod logging;
 mod machine;
+mod migration;
 mod monitor;
 mod pty;
 mod qmp;

@@ -10,6 +10,7 @@ use crate::block::{open_attachment, DriveStats};
 use crate::cli::{Config, DriveMedia, MachineKind, SerialBackend};
 use crate::pty::Pty;
 use crate::machine::{self, IdeDrives, StopReason};
+use crate::migration::qmp::MigrationCommands;
 use crate::monitor::{BlockCommands, MachineHooks};
 use crate::qmp::{HandlerChain, QmpServer, QmpShared, RunState, RunStateCommands};
 
@@ -25,6 +26,7 @@ pub struct Session {
     hooks: Arc<MachineHooks>,
     runstate: Arc<RunStateCommands>,
     block: Arc<BlockCommands>,
+    migration: Arc<MigrationCommands>,
     qmp: Option<QmpServer>,
     /// Each IDE position's disk image, or the CD-ROM medium it starts with.
     initial_media: Vec<Option<Arc<dyn BlockBackend>>>,
@@ -53,12 +55,15 @@ impl Session {
         let stats: Vec<Arc<DriveStats>> = cfg.ide.iter().map(|_| Arc::new(DriveStats::default())).collect();
         let initial_media = cfg.ide.iter().zip(&stats).map(|(a, s)| open_attachment(a, s)).collect::<Result<Vec<_>, _>>()?;
         let hooks = Arc::new(MachineHooks::new(cfg.start_paused));
-        let runstate = Arc::new(RunStateCommands::new(RunState::Prelaunch, !cfg.start_paused, hooks.clone(), shared.events.clone()));
+        // With -incoming the VM waits for its state; `cont` then only arranges the start.
+        let initial = if cfg.incoming_fd.is_some() { RunState::InMigrate } else { RunState::Prelaunch };
+        let runstate = Arc::new(RunStateCommands::new(initial, !cfg.start_paused, hooks.clone(), shared.events.clone()));
+        let migration = Arc::new(MigrationCommands::new(runstate.clone()));
         let block = Arc::new(BlockCommands::new(&cfg.ide, &stats, shared.events.clone()));
         let qmp = if cfg.qmp.is_empty() {
             None
         } else {
-            let handler = Arc::new(HandlerChain::new().with(runstate.clone()).with(block.clone()));
+            let handler = Arc::new(HandlerChain::new().with(runstate.clone()).with(block.clone()).with(migration.clone()));
             Some(QmpServer::start_with(cfg.qmp.clone(), handler, shared)?)
         };
         let chardevs = cfg
@@ -80,7 +85,7 @@ impl Session {
         if cfg.machine == MachineKind::None {
             runstate.set_command_line_options(vec![crate::qmp::CommandLineOption::run_with()]);
         }
-        Ok(Session { cfg, hooks, runstate, block, qmp, initial_media, ptys })
+        Ok(Session { cfg, hooks, runstate, block, migration, qmp, initial_media, ptys })
     }
 
     /// The drives for the next boot: disks as opened, CD-ROMs with whatever medium they hold now.
@@ -112,6 +117,12 @@ impl Session {
         let exit = match (self.cfg.machine, self.cfg.xen_domid) {
             (MachineKind::None, _) => self.run_monitor_only(),
             (MachineKind::XenFv { .. }, Some(domid)) => self.run_xen(domid),
+            // Restoring needs the guest's RAM and vCPUs, which only Xen moves for us.
+            _ if self.cfg.incoming_fd.is_some() => Exit::Error(
+                "-incoming: restoring a saved guest is supported only on Xen (-machine xenfv with -xen-domid); \
+                 KVM guests cannot be migrated or restored yet"
+                    .into(),
+            ),
             _ => self.run_kvm(),
         };
         if let Some(q) = self.qmp {
@@ -143,10 +154,16 @@ impl Session {
         });
         let runstate = self.runstate.clone();
         let block = self.block.clone();
+        let migration = self.migration.clone();
         let start_paused = self.cfg.start_paused;
+        let incoming = self.cfg.incoming_fd.is_some();
         let on_built = move |m: &machine::Machine| {
             block.attach(m.ide.clone());
-            if !start_paused {
+            migration.attach(m.devices.clone());
+            if incoming {
+                // The device state is in: running if `cont` already came (or no -S), else paused.
+                runstate.incoming_done();
+            } else if !start_paused {
                 runstate.started();
             }
         };
@@ -173,9 +190,11 @@ impl Session {
             let drives = self.ide_drives(first_boot);
             let runstate = self.runstate.clone();
             let block = self.block.clone();
+            let migration = self.migration.clone();
             let started = control.is_running();
             let on_built = move |m: &machine::Machine| {
                 block.attach(m.ide.clone());
+                migration.attach(m.devices.clone());
                 if started {
                     runstate.started();
                 }

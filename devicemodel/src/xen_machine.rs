@@ -103,8 +103,14 @@ pub fn run_on_xen(
         xen_platform: Some(host.clone()),
         ptys: ptys.to_vec(),
     };
-    let machine = Machine::build(cfg, wiring, ide_drives).map_err(|e| e.to_string())?;
+    let mut machine = Machine::build(cfg, wiring, ide_drives).map_err(|e| e.to_string())?;
+    machine.devices.dirty_log = Some(mem.clone());
     let _ = host.ide.set(machine.ide.clone());
+    // Restore (libxl's qemu-resume file): device state only, before the first ioreq; guest RAM
+    // is Xen's and is never populated here.
+    if let Some(fd) = cfg.incoming_fd {
+        crate::migration::restore_incoming_fd(&machine, fd)?;
+    }
     crate::machine::connect_serial_inputs(&machine);
     on_built(&machine);
     if cfg.xen_domid_restrict {

@@ -188,7 +188,7 @@ impl crate::snapshot::Snapshot for Serial {
             scratch: r.u8("scr")?,
             in_buffer: r.blob("rx_fifo", FIFO_SIZE)?,
         };
-        if (state.line_status & LSR_DATA_READY != 0) != !state.in_buffer.is_empty() {
+        if (state.line_status & LSR_DATA_READY != 0) == state.in_buffer.is_empty() {
             return Err(r.invalid("lsr", "Data Ready disagrees with the receive FIFO"));
         }
         r.finish()?;
