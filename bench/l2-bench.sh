@@ -49,3 +49,14 @@ one() {
 one ours >/dev/null; one qemu >/dev/null
 for i in $(seq 1 $ROUNDS); do one ours; one qemu; done
 for i in $(seq 1 $ROUNDS); do storage ours; storage qemu; done
+# exitcost KIND: the same 64 KiB firmware payload times port and MMIO reads with rdtsc.
+exitcost() {
+  img=$PWD/exitcost.bin
+  case $1 in
+    minivmm) $PWD/minivmm $img ;;
+    ours) /bin/devicemodel -accel kvm -m 64M -nodefaults -display none -serial stdio -bios $img -device isa-debug-exit,iobase=0xf4,iosize=4 ;;
+    qemu) /usr/bin/qemu-system-x86_64 -no-user-config -M pc -cpu host -accel kvm -m 64M -nodefaults -display none -serial stdio \
+            -bios $img -device isa-debug-exit,iobase=0xf4,iosize=4 ;;
+  esac 2>&1 | tr -d '\r' | grep '^EXITCOST' | sed "s/^EXITCOST /BENCH-EXIT dm=$1 /"
+}
+for i in $(seq 1 $((ROUNDS * 2))); do exitcost minivmm; exitcost ours; exitcost qemu; done

@@ -19,6 +19,9 @@ gcc -O2 -static -o "$OUT/l3/bin/blkbench" bench/blkbench.c
 mkdir -p "$OUT/l3/mods"
 python3 tests/scripts/resolve_modules.py "$KMOD" ata_piix sd_mod sr_mod | while read -r m; do
   cp "$m" "$OUT/l3/mods/"; basename "$m" .ko; done > "$OUT/l3/mods/order"
+# The exit-cost firmware image and the minimal VMM that is its baseline.
+gcc -c -o "$OUT/exitcost.o" bench/exitcost.S && objcopy -O binary "$OUT/exitcost.o" "$OUT/ov/scen/bench/exitcost.bin"
+gcc -O2 -static -o "$OUT/ov/scen/bench/minivmm" bench/minivmm.c
 # Images made at run time: random bytes, so no layer can shortcut zeroes.
 head -c $((24 << 20)) /dev/urandom > "$OUT/ov/scen/bench/disk.raw"
 head -c $((24 << 20)) /dev/urandom > "$OUT/ov/scen/bench/cd.iso"
@@ -34,5 +37,5 @@ echo "bench: booting L1 (QEMU TCG) -> L2 -> ours and QEMU, $((2 * ${ROUNDS:-3} +
 timeout 1200 qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 1 -nodefaults -no-user-config -display none \
   -serial stdio -no-reboot -kernel "$VMLINUZ" -initrd "$OUT/l2.cpio" -append "console=ttyS0 panic=-1 quiet" \
   </dev/null > "$OUT/console.log" 2>&1 || true
-grep -E '^BENCH(-BLK)? ' "$OUT/console.log" | tr -d '\r' > "$OUT/results.txt" || { echo "bench: no results; see $OUT/console.log" >&2; exit 1; }
+grep -E '^BENCH(-BLK|-EXIT)? ' "$OUT/console.log" | tr -d '\r' > "$OUT/results.txt" || { echo "bench: no results; see $OUT/console.log" >&2; exit 1; }
 python3 bench/report.py "$OUT/results.txt" "$@"
