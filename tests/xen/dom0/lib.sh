@@ -145,7 +145,7 @@ boot_guest() {
     echo "BOOT name=$1 dm=$2 xl_rc=$XLRC create_to_marker_s=none"
     return 1
   fi
-  if wait_serial "$1" XENCD-MARKER 30; then
+  if wait_serial "$1" XENCD-MARKER 60; then
     echo "BOOT name=$1 dm=$2 xl_rc=0 create_to_marker_s=$(awk "BEGIN{printf \"%.2f\", $SEEN_AT - $CREATE_T0}")"
     return 0
   fi

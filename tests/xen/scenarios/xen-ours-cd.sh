@@ -3,7 +3,7 @@
 guest_cfg oc ours
 create oc
 if ! create_wait oc 70; then bad "xl create rc=$XLRC"; diag oc; finish; fi
-wait_serial oc XENCD-MARKER 20 && ok "payload marker on COM1" || echo "note: no payload marker (not needed here)"
+wait_serial oc XENCD-MARKER 45 && ok "payload marker on COM1" || echo "note: no payload marker (not needed here)"
 cd_checks oc
 [ "$FAILS" = 0 ] || diag oc
 finish

@@ -14,7 +14,7 @@ for g in ol1 ol2; do
   echo "$g: domid=${d:-none} dm_pid=${p:-none} xl_rc=$XLRC"
   if [ "$XLRC" = 0 ]; then
     ok "$g: xl create"
-    wait_serial $g XENCD-MARKER 20 && ok "$g: payload marker" || bad "$g: no payload marker"
+    wait_serial $g XENCD-MARKER 45 && ok "$g: payload marker" || bad "$g: no payload marker"
   else
     bad "$g: xl create rc=$XLRC"; diag $g
   fi
