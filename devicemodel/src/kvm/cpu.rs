@@ -32,8 +32,9 @@ fn segment(s: &firmware::linux::Segment) -> kvm_segment {
 }
 
 /// CPUID for vCPU `index` of `count`: what KVM supports, with this vCPU's APIC id and the
-/// hypervisor bit.
-pub fn cpuid_for(base: &CpuId, index: u8, count: u8) -> CpuId {
+/// hypervisor bit, and the TSC-deadline timer when the in-kernel LAPIC emulates it (KVM leaves
+/// that bit to userspace because it is not a host CPU feature).
+pub fn cpuid_for(base: &CpuId, index: u8, count: u8, tsc_deadline: bool) -> CpuId {
     let mut cpuid = base.clone();
     for e in cpuid.as_mut_slice() {
         match e.function {
@@ -41,6 +42,9 @@ pub fn cpuid_for(base: &CpuId, index: u8, count: u8) -> CpuId {
                 // EBX[31:24] initial APIC id, EBX[23:16] logical processors per package.
                 e.ebx = (e.ebx & 0x0000_ffff) | ((index as u32) << 24) | ((count as u32) << 16);
                 e.ecx |= 1 << 31; // a hypervisor is present
+                if tsc_deadline {
+                    e.ecx |= 1 << 24;
+                }
                 if count > 1 {
                     e.edx |= 1 << 28; // HTT: the EBX[23:16] count is valid
                 }

@@ -232,11 +232,12 @@ impl KvmVm {
             .kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(|e| MachineError(format!("KVM_GET_SUPPORTED_CPUID: {e}")))?;
+        let tsc_deadline = self.kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer);
         let mut vcpus = Vec::new();
         for i in 0..cpus {
             let vcpu = self.vm.create_vcpu(i as u64).map_err(|e| MachineError(format!("KVM_CREATE_VCPU {i}: {e}")))?;
             let start = if i == 0 { boot.clone() } else { CpuStart::Reset };
-            cpu::setup(&vcpu, &cpu::cpuid_for(&base_cpuid, i, cpus), &start).map_err(|e| MachineError(format!("vCPU {i}: {e}")))?;
+            cpu::setup(&vcpu, &cpu::cpuid_for(&base_cpuid, i, cpus, tsc_deadline), &start).map_err(|e| MachineError(format!("vCPU {i}: {e}")))?;
             vcpus.push(vcpu);
         }
         let exiting = Arc::new(AtomicBool::new(false));
