@@ -11,16 +11,16 @@ fail() { echo "STEP-FAILED: $*"; bg_stop; exit 1; }
 q events $E --events 4 --wait 60 > /tmp/events.out 2>&1 & EV=$!
 wait_out 1 "G-EJECTED" 60 || fail "guest eject"
 q guest-ejected $S --flat '{"execute":"query-block"}'
-q close $S '{"execute":"blockdev-close-tray","arguments":{"device":"ide1-cd0"}}'
+q close $S --flat '{"execute":"blockdev-close-tray","arguments":{"device":"ide1-cd0"}}'
 wait_out 1 "G-MOUNTED" 30 || fail "mount"
 q mounted $S --flat '{"execute":"query-block"}'
 q eject-locked $S --flat '{"execute":"eject","arguments":{"device":"ide1-cd0"}}'
 q still-in $S --flat '{"execute":"query-block"}'
-q eject-force $S '{"execute":"eject","arguments":{"device":"ide1-cd0","force":true}}'
+q eject-force $S --flat '{"execute":"eject","arguments":{"device":"ide1-cd0","force":true}}'
 q forced $S --flat '{"execute":"query-block"}'
 wait_out 1 "G-EMPTY-READ" 40 || fail "empty read"
 q empty $S --flat '{"execute":"query-block"}'
-q open $S '{"execute":"blockdev-open-tray","arguments":{"device":"ide1-cd0"}}'
+q open $S --flat '{"execute":"blockdev-open-tray","arguments":{"device":"ide1-cd0"}}'
 bg_wait 40; rc=$?
 # the listener saw the tray move in this order
 wait $EV

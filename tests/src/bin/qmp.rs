@@ -18,7 +18,8 @@
 //!                      (e.g. `return[0].tray_open=true`)
 //! ```
 //!
-//! Prints the greeting, every reply and every event, one JSON object per line, compacted
+//! Prints the greeting, every reply (but that to its own qmp_capabilities, unless an error) and
+//! every event, one JSON object per line, compacted
 //! (no whitespace outside strings; member order as received), plus `qmp: ...` status lines.
 //! Each event is also summarized as `event NAME key=value...` (data members flattened and
 //! sorted), and with --flat each reply as `path=value` lines: these forms do not depend on
@@ -402,6 +403,8 @@ struct Conn {
     closed: bool,
     /// The "fdset-id" member of the latest reply that had one.
     fdset: Option<u64>,
+    /// Do not print the next reply if it is a success (our own qmp_capabilities).
+    hide_next_success: bool,
 }
 
 /// The number after the first `"fdset-id":` in a reply.
@@ -423,9 +426,12 @@ impl Conn {
     fn read_msg(&mut self, deadline: Instant) -> io::Result<Option<Msg>> {
         loop {
             if let Some(m) = self.framer.next() {
-                println!("{m}");
                 let keys = top_keys(&m);
                 let has = |k: &str| keys.iter().any(|x| x == k);
+                if (has("return") || has("error")) && std::mem::take(&mut self.hide_next_success) && has("return") {
+                    return Ok(Some(Msg::Reply));
+                }
+                println!("{m}");
                 match parse_json(&m) {
                     Ok(v) => {
                         if let Some(e) = event_summary(&v) {
@@ -573,7 +579,7 @@ fn connect(path: &str, wait: f64) -> Result<UnixStream, String> {
 
 fn run(a: Args) -> Result<(), String> {
     let sock = connect(&a.socket, a.connect_wait)?;
-    let mut c = Conn { flat: a.flat, sock, framer: Framer::default(), events: 0, closed: false, fdset: None };
+    let mut c = Conn { flat: a.flat, sock, framer: Framer::default(), events: 0, closed: false, fdset: None, hide_next_success: false };
     // Greeting: {"QMP": {...}}
     let deadline = Instant::now() + Duration::from_secs_f64(a.timeout);
     match c.read_msg(deadline) {
@@ -582,6 +588,7 @@ fn run(a: Args) -> Result<(), String> {
         Err(e) => return Err(format!("no greeting: {e}")),
     }
     if a.caps {
+        c.hide_next_success = true;
         c.command(r#"{"execute":"qmp_capabilities"}"#, None, a.timeout)?;
     }
     for step in &a.steps {
