@@ -196,16 +196,34 @@ impl IoreqServer {
         Some(outcome)
     }
 
+    /// Services every slot whose state is READY, notifying its vCPU.
+    pub fn service_ready_slots(&self, bus: &IoBus, mem: &dyn GuestMemory, invalidate: &dyn Fn()) {
+        for (slot, &port) in self.ports.iter().enumerate() {
+            if self.page.state(slot) != ioreq::STATE_IOREQ_READY {
+                continue;
+            }
+            log::debug!("vCPU {slot}: READY ioreq without an event; serving it");
+            if matches!(ioreq::service_slot(self.page.as_ref(), slot, bus, mem, invalidate), SlotOutcome::Answered(_)) {
+                if let Err(e) = self.events.notify(port) {
+                    log::error!("notifying vCPU {slot} (port {port}): {e}");
+                }
+            }
+        }
+    }
+
     /// Serves events until `stop` is set. Dirty pages are reported after every event, so a
     /// migration round never misses what an ioreq wrote.
     pub fn run(&self, evtchn: &Evtchn, bus: &IoBus, mem: &ForeignMemory, stop: &AtomicBool) -> Result<(), String> {
         let invalidate = || mem.invalidate();
         while !stop.load(Ordering::SeqCst) {
-            match evtchn.wait_pending(Duration::from_millis(100)) {
+            match evtchn.wait_pending(Duration::from_millis(10)) {
                 Ok(Some(port)) => {
                     self.handle_port(port, bus, mem, &invalidate);
                 }
-                Ok(None) => {}
+                // No event for a while: answer any slot that is READY anyway. An event that raced
+                // with the state change (seen before the slot was READY) must not leave a vCPU
+                // waiting; this bounds such a stall to one poll period.
+                Ok(None) => self.service_ready_slots(bus, mem, &invalidate),
                 Err(e) => return Err(format!("reading {}: {e}", super::evtchn::EVTCHN_PATH)),
             }
             mem.flush_dirty();
@@ -318,6 +336,15 @@ mod tests {
         assert_eq!(server.handle_port(42, &bus, &mem, &|| {}), Some(SlotOutcome::Ignored { state: STATE_IORESP_READY }));
         assert_eq!(server.handle_port(99, &bus, &mem, &|| {}), None);
         assert_eq!(*events.log.lock().unwrap(), vec![("unmask", 41), ("unmask", 42), ("notify", 42), ("unmask", 42), ("unmask", 99)]);
+
+        // A READY slot whose event was consumed early (or never came) is found by the idle scan.
+        events.log.lock().unwrap().clear();
+        page.post(0, &req);
+        server.service_ready_slots(&bus, &mem, &|| {});
+        assert_eq!((page.raw(0).state, page.raw(0).data), (STATE_IORESP_READY, 0x5a));
+        assert_eq!(*events.log.lock().unwrap(), vec![("notify", 40)], "only the answered vCPU is notified");
+        server.service_ready_slots(&bus, &mem, &|| {});
+        assert_eq!(events.log.lock().unwrap().len(), 1, "nothing READY: nothing happens");
     }
 
     #[test]
