@@ -9,8 +9,17 @@ have() {
   # report after umount: a mounted CD is locked, and the host's next change would be refused
   umount /mnt && echo "G-HAVE $r"
 }
-cdctl label /dev/sr0 && have || exit 1
+label=$(cdctl label /dev/sr0) || exit 1
+echo "$label"
+if [ "$label" = "cd-label CDROM_C" ]; then
+  # second boot, after the guest reset: the medium inserted over QMP is still there
+  have && echo "G-AFTER-REBOOT $label"
+  exit
+fi
+have || exit 1
 for old in CDROM_A CDROM_B; do
   cdctl waitlabel /dev/sr0 $old 40 || { cdctl status /dev/sr0; exit 1; }
   have || exit 1
 done
+# a guest reset keeps the current medium (the machine resets, the drive is not re-created)
+reboot -f
