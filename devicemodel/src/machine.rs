@@ -303,7 +303,8 @@ pub fn run_on_kvm(
         xen_platform: None,
         ptys: ptys.to_vec(),
     };
-    let machine = Machine::build(cfg, wiring, ide_drives)?;
+    let mut machine = Machine::build(cfg, wiring, ide_drives)?;
+    machine.devices.dirty_log = Some(vm.dirty_log());
     on_built(&machine);
 
     let boot = if let Some(kernel_path) = &cfg.kernel {

@@ -135,6 +135,45 @@ impl RunControl {
     }
 }
 
+/// KVM's dirty log of guest RAM (vCPU writes). Device writes are in the vm-memory bitmap
+/// (`DeviceRam::take_device_dirty_bitmaps`); migration merges both.
+pub struct KvmDirtyLog {
+    vm: Arc<VmFd>,
+    /// Keeps the mappings behind `ram_slots` alive.
+    ram: Arc<GuestRam>,
+    ram_slots: Vec<(u32, u64, u64, u64)>,
+}
+
+// The harvest side has no caller until KVM RAM migration exists (only Xen migrates today).
+#[allow(dead_code)]
+impl KvmDirtyLog {
+    /// Guest page frames written since the last call, by the vCPUs (KVM_GET_DIRTY_LOG) or by
+    /// devices (the vm-memory bitmap), sorted.
+    pub fn take_dirty_pages(&self) -> Result<Vec<u64>, String> {
+        let mut bitmaps = self
+            .ram_slots
+            .iter()
+            .map(|&(slot, gpa, len, _)| self.vm.get_dirty_log(slot, len as usize).map(|b| (gpa, b)).map_err(|e| format!("KVM_GET_DIRTY_LOG: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        bitmaps.extend(crate::guest_ram::DeviceRam::new(self.ram.clone()).take_device_dirty_bitmaps());
+        Ok(crate::migration::dirty::dirty_pages(&bitmaps))
+    }
+}
+
+impl crate::migration::dirty::DirtyLog for KvmDirtyLog {
+    /// Turns KVM's dirty-page logging on or off for all of guest RAM.
+    fn set_dirty_logging(&self, on: bool) -> Result<(), String> {
+        for &(slot, gpa, len, host) in &self.ram_slots {
+            let flags = if on { KVM_MEM_LOG_DIRTY_PAGES } else { 0 };
+            let region = kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: len, userspace_addr: host };
+            // SAFETY: the same live RAM mapping as when the slot was created (kept alive by
+            // `self.ram`); only the flags change.
+            unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| format!("KVM dirty logging on slot {slot}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl VmControl for RunControl {
     fn request(&self, request: VmRequest) {
         self.stop(match request {
@@ -205,23 +244,9 @@ impl KvmVm {
         Ok(())
     }
 
-    /// Turns KVM's dirty-page logging on or off for all of guest RAM (live migration).
-    pub fn set_dirty_logging(&self, on: bool) -> Result<(), String> {
-        for &(slot, gpa, len, host) in &self.ram_slots {
-            let flags = if on { KVM_MEM_LOG_DIRTY_PAGES } else { 0 };
-            let region = kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: len, userspace_addr: host };
-            // SAFETY: the same live RAM mapping as when the slot was created; only the flags change.
-            unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| format!("KVM dirty logging on slot {slot}: {e}"))?;
-        }
-        Ok(())
-    }
-
-    /// Pages the vCPUs wrote since the last call: (region start, bitmap words).
-    pub fn take_vcpu_dirty_bitmaps(&self) -> Result<Vec<(u64, Vec<u64>)>, String> {
-        self.ram_slots
-            .iter()
-            .map(|&(slot, gpa, len, _)| self.vm.get_dirty_log(slot, len as usize).map(|b| (gpa, b)).map_err(|e| format!("KVM_GET_DIRTY_LOG: {e}")))
-            .collect()
+    /// Dirty-page logging of this VM's guest RAM, for migration.
+    pub fn dirty_log(&self) -> Arc<KvmDirtyLog> {
+        Arc::new(KvmDirtyLog { vm: self.vm.clone(), ram: self.ram.clone(), ram_slots: self.ram_slots.clone() })
     }
 
     /// Creates the vCPUs, runs them until the machine stops, and returns why it stopped.
