@@ -8,7 +8,7 @@ E=/tmp/qmp-events.sock
 bg boot -cdrom $PWD/lock.iso -qmp unix:$S,server=on,wait=off -qmp unix:$E,server=on,wait=off
 fail() { echo "STEP-FAILED: $*"; bg_stop; exit 1; }
 # an event listener, connected before the guest does anything
-q events $E --events 4 --wait 60 > /tmp/events.out 2>&1 & EV=$!
+q events $E --only DEVICE_TRAY_MOVED --events 4 --wait 60 > /tmp/events.out 2>&1 & EV=$!
 wait_out 1 "G-EJECTED" 60 || fail "guest eject"
 q guest-ejected $S --flat '{"execute":"query-block"}'
 q close $S --flat '{"execute":"blockdev-close-tray","arguments":{"device":"ide1-cd0"}}'

@@ -10,6 +10,7 @@
 //!   --no-caps          do not send qmp_capabilities after the greeting
 //!   --sleep SECS       pause (events arriving meanwhile are printed)
 //!   --events N         after the commands, wait until N events in all have been seen
+//!   --only NAME        count only events called NAME (others are still printed)
 //!   --wait SECS        how long --events waits (default 10)
 //!   --timeout SECS     how long to wait for each reply (default 10)
 //!   --connect-wait SECS  retry connecting while the socket does not accept yet (default 10)
@@ -48,6 +49,7 @@ struct Args {
     connect_wait: f64,
     expect_close: bool,
     flat: bool,
+    only: Option<String>,
 }
 
 fn usage(msg: &str) -> ! {
@@ -68,6 +70,7 @@ fn parse_args() -> Args {
         connect_wait: 10.0,
         expect_close: false,
         flat: false,
+        only: None,
     };
     let mut pending_fd = None;
     while let Some(arg) = it.next() {
@@ -87,6 +90,7 @@ fn parse_args() -> Args {
             "--connect-wait" => a.connect_wait = secs(val("seconds")),
             "--expect-close" => a.expect_close = true,
             "--flat" => a.flat = true,
+            "--only" => a.only = Some(val("an event name")),
             s if s.starts_with("--") => usage(&format!("unknown option {s}")),
             _ => a.steps.push(Step::Command { text: arg, fd: pending_fd.take() }),
         }
@@ -397,6 +401,7 @@ fn top_keys(obj: &str) -> Vec<String> {
 
 struct Conn {
     flat: bool,
+    only: Option<String>,
     sock: UnixStream,
     framer: Framer,
     events: usize,
@@ -448,7 +453,13 @@ impl Conn {
                 }
                 let _ = io::stdout().flush();
                 return Ok(Some(if has("event") {
-                    self.events += 1;
+                    let counted = match &self.only {
+                        Some(n) => m.contains(&format!("\"event\":\"{n}\"")),
+                        None => true,
+                    };
+                    if counted {
+                        self.events += 1;
+                    }
                     Msg::Event
                 } else if has("return") || has("error") {
                     if let Some(id) = fdset_id(&m) {
@@ -579,7 +590,7 @@ fn connect(path: &str, wait: f64) -> Result<UnixStream, String> {
 
 fn run(a: Args) -> Result<(), String> {
     let sock = connect(&a.socket, a.connect_wait)?;
-    let mut c = Conn { flat: a.flat, sock, framer: Framer::default(), events: 0, closed: false, fdset: None, hide_next_success: false };
+    let mut c = Conn { flat: a.flat, only: a.only.clone(), sock, framer: Framer::default(), events: 0, closed: false, fdset: None, hide_next_success: false };
     // Greeting: {"QMP": {...}}
     let deadline = Instant::now() + Duration::from_secs_f64(a.timeout);
     match c.read_msg(deadline) {
