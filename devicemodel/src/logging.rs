@@ -11,6 +11,7 @@ struct Logger {
     out: Mutex<Box<dyn Write + Send>>,
     level: log::LevelFilter,
     guest_errors: bool,
+    unimp: bool,
     start: std::time::Instant,
 }
 
@@ -18,6 +19,9 @@ impl log::Log for Logger {
     fn enabled(&self, m: &log::Metadata) -> bool {
         if m.target() == devices::ratelimit::GUEST_ERRORS_TARGET {
             return self.guest_errors;
+        }
+        if m.target() == devices::ratelimit::UNIMP_TARGET {
+            return self.unimp;
         }
         m.level() <= self.level
     }
@@ -56,7 +60,14 @@ pub fn init(cfg: &LogConfig) -> Result<(), String> {
     } else {
         log::LevelFilter::Warn
     };
-    let logger = Logger { out: Mutex::new(out), level, guest_errors: cfg.guest_errors, start: std::time::Instant::now() };
-    log::set_max_level(if cfg.guest_errors { level.max(log::LevelFilter::Warn) } else { level });
+    let logger = Logger { out: Mutex::new(out), level, guest_errors: cfg.guest_errors, unimp: cfg.unimp, start: std::time::Instant::now() };
+    let mut max = level;
+    if cfg.guest_errors {
+        max = max.max(log::LevelFilter::Warn);
+    }
+    if cfg.unimp {
+        max = max.max(log::LevelFilter::Info);
+    }
+    log::set_max_level(max);
     log::set_boxed_logger(Box::new(logger)).map_err(|e| e.to_string())
 }

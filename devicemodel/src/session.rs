@@ -14,6 +14,11 @@ use crate::migration::qmp::MigrationCommands;
 use crate::monitor::{BlockCommands, MachineHooks};
 use crate::qmp::{HandlerChain, QmpServer, QmpShared, RunState, RunStateCommands};
 
+/// One vCPU for query-cpus-fast: one socket, one core and one thread per vCPU.
+fn vcpu_info(index: u32, host_thread_id: i64) -> crate::qmp::VcpuInfo {
+    crate::qmp::VcpuInfo { cpu_index: index, host_thread_id, socket_id: index, core_id: 0, thread_id: 0 }
+}
+
 /// How the device model ends.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -141,6 +146,10 @@ impl Session {
 
     /// Serves a Xen HVM guest until libxl ends us (SIGHUP/SIGTERM) or QMP `quit`.
     fn run_xen(&self, domid: u16) -> Exit {
+        // Xen runs the vCPUs; like qemu-xen we report the -smp count (libxl compares it with
+        // its own online bitmap) with our process as the thread.
+        let pid = std::process::id() as i64;
+        self.runstate.set_vcpus((0..self.cfg.cpus as u32).map(|i| vcpu_info(i, pid)).collect());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watcher_stop = stop.clone();
         let hooks = self.hooks.clone();
@@ -187,6 +196,10 @@ impl Session {
         let mut first_boot = true;
         let exit = loop {
             let control = self.hooks.new_boot();
+            let rs = self.runstate.clone();
+            control.set_vcpu_observer(Box::new(move |vcpus| {
+                rs.set_vcpus(vcpus.iter().map(|&(i, tid)| vcpu_info(i, tid)).collect());
+            }));
             let drives = self.ide_drives(first_boot);
             let runstate = self.runstate.clone();
             let block = self.block.clone();

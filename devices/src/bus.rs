@@ -261,7 +261,7 @@ impl IoBus {
             Some((_, Target::Device(d))) => d.lock().unwrap().read(addr, data),
             Some((base, Target::PciBar { device, bar, .. })) => device.lock().unwrap().bar_read(bar, addr - base, data),
             None => {
-                log::trace!("unclaimed {space:?} read {addr:#x}/{}", data.len());
+                crate::guest_unimp!("unclaimed {space:?} read {addr:#x}/{}", data.len());
                 data.fill(0xff)
             }
         }
@@ -275,7 +275,7 @@ impl IoBus {
         match target {
             Some((_, Target::Device(d))) => d.lock().unwrap().write(addr, data),
             Some((base, Target::PciBar { device, bar, .. })) => device.lock().unwrap().bar_write(bar, addr - base, data),
-            None => log::trace!("unclaimed {space:?} write {addr:#x}/{}", data.len()),
+            None => crate::guest_unimp!("unclaimed {space:?} write {addr:#x}/{} = {data:02x?}", data.len()),
         }
     }
 

@@ -57,6 +57,21 @@ impl RateLimiter {
 /// The log target of guest mistakes (QEMU's `-d guest_errors`).
 pub const GUEST_ERRORS_TARGET: &str = "guest_errors";
 
+/// The log target of accesses to hardware we do not emulate (QEMU's `-d unimp`).
+pub const UNIMP_TARGET: &str = "unimp";
+
+/// Logs at `info` level, under [`UNIMP_TARGET`], an access to something not emulated; at most 20
+/// lines per 5 s per call site (a guest probing ports in a loop must not flood the log).
+#[macro_export]
+macro_rules! guest_unimp {
+    ($($arg:tt)*) => {{
+        static LIMIT: $crate::ratelimit::RateLimiter = $crate::ratelimit::RateLimiter::new(20, 5);
+        if log::log_enabled!(target: $crate::ratelimit::UNIMP_TARGET, log::Level::Info) && LIMIT.allow() {
+            log::info!(target: $crate::ratelimit::UNIMP_TARGET, $($arg)*);
+        }
+    }};
+}
+
 /// Logs at `warn` level, under [`GUEST_ERRORS_TARGET`], what a guest did wrong, at most 10 lines per 5 s per call site.
 #[macro_export]
 macro_rules! guest_warn {

@@ -21,6 +21,9 @@ step "unit tests (cargo test --workspace --exclude nested-tests)" cargo test --w
 step "harness unit tests (cargo test -p nested-tests --lib)" cargo test -p nested-tests --lib
 step "nested suite (cargo test -p nested-tests --test nested, DM=${DM:-ours})" cargo test -p nested-tests --test nested
 [ -f target/nested/results/summary.txt ] && { echo "=== nested summary"; cat target/nested/results/summary.txt; }
+step "Xen suite (cargo test -p nested-tests --test xen: real xl under nested Xen 4.17)" cargo test -p nested-tests --test xen
+[ -f target/xen/results/summary.txt ] && { echo "=== Xen summary"; cat target/xen/results/summary.txt; }
+step "fuzz smoke (tests/scripts/fuzz-smoke.sh, ${FUZZ_SECONDS:-20}s per target)" tests/scripts/fuzz-smoke.sh
 echo "=== total $((SECONDS - T0))s"
 if [ ${#fail[@]} -gt 0 ]; then printf 'FAILED: %s\n' "${fail[@]}"; exit 1; fi
 echo "ALL PASSED"

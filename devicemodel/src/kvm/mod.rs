@@ -44,7 +44,13 @@ pub struct RunControl {
     vcpu_threads: Mutex<Vec<VcpuThread>>,
     parked: Mutex<usize>,
     parked_changed: Condvar,
+    /// (vCPU index, host thread id) of every vCPU that started, for QMP `query-cpus-fast`.
+    vcpu_tids: Mutex<Vec<(u32, i64)>>,
+    vcpu_observer: Mutex<Option<VcpuObserver>>,
 }
+
+/// Told the (index, host thread id) of the vCPUs once they all started.
+pub type VcpuObserver = Box<dyn Fn(&[(u32, i64)]) + Send>;
 
 impl RunControl {
     pub fn new(start_running: bool) -> Self {
@@ -56,6 +62,8 @@ impl RunControl {
             vcpu_threads: Mutex::new(Vec::new()),
             parked: Mutex::new(0),
             parked_changed: Condvar::new(),
+            vcpu_tids: Mutex::new(Vec::new()),
+            vcpu_observer: Mutex::new(None),
         }
     }
 
@@ -122,9 +130,30 @@ impl RunControl {
         *self.parked.lock().unwrap() -= 1;
     }
 
-    fn register_vcpu_thread(&self) {
+    fn register_vcpu_thread(&self, index: usize) {
         // SAFETY: pthread_self has no preconditions.
         self.vcpu_threads.lock().unwrap().push(VcpuThread(unsafe { libc::pthread_self() }));
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as i64;
+        self.vcpu_tids.lock().unwrap().push((index as u32, tid));
+        self.parked_changed.notify_all();
+    }
+
+    pub fn set_vcpu_observer(&self, observer: VcpuObserver) {
+        *self.vcpu_observer.lock().unwrap() = Some(observer);
+    }
+
+    /// Waits (briefly) until `count` vCPU threads have started and returns their (index, tid).
+    pub fn started_vcpus(&self, count: usize) -> Vec<(u32, i64)> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let mut tids = self.vcpu_tids.lock().unwrap().clone();
+            if tids.len() >= count || std::time::Instant::now() > deadline {
+                tids.sort();
+                return tids;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn unregister_vcpu_thread(&self) {
@@ -277,6 +306,10 @@ impl KvmVm {
                 .map_err(|e| MachineError(format!("cannot start vCPU thread {i}: {e}")))?;
             threads.push(t);
         }
+        let started = control.started_vcpus(cpus as usize);
+        if let Some(observer) = control.vcpu_observer.lock().unwrap().as_ref() {
+            observer(&started);
+        }
         let reason = loop {
             if let Some(r) = control.wait(Duration::from_millis(100)) {
                 break r;
@@ -302,7 +335,7 @@ impl KvmVm {
 }
 
 fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control: &RunControl, exiting: &AtomicBool) {
-    control.register_vcpu_thread();
+    control.register_vcpu_thread(index);
     while !exiting.load(Ordering::SeqCst) {
         control.park_while_paused();
         if exiting.load(Ordering::SeqCst) {
