@@ -12,7 +12,7 @@ use devices::xen_platform::{DiskUnplug, UnplugRequest, XenPlatformHost};
 use crate::cli::Config;
 use crate::machine::{IdeDrives, Machine, Wiring};
 use crate::pty::Pty;
-use crate::xen::dmop::{DeviceModelOps, HvmMemType};
+use crate::xen::dmop::DeviceModelOps;
 use crate::xen::XenBackend;
 
 /// The xen-platform device's host side: PV-driver unplug detaches our IDE disks; the ROM lock
@@ -32,14 +32,7 @@ impl XenPlatformHost for PlatformHost {
     }
 
     fn set_rom_lock(&self, locked: bool) -> bool {
-        let ty = if locked { HvmMemType::RamRo } else { HvmMemType::RamRw };
-        match self.dm.set_mem_type(ty, 0xc0, 0x40) {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!("xen-platform ROM lock {locked}: {e}");
-                false
-            }
-        }
+        crate::xen::set_rom_lock(&self.dm, locked)
     }
 }
 

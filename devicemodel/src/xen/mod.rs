@@ -104,17 +104,6 @@ impl XenBackend {
         Arc::new(XenVmControl { dm: self.dm.clone() })
     }
 
-    /// xen-platform's ROM lock: pfns 0xc0-0xff read-only or writable (as qemu-xen does).
-    pub fn set_rom_lock(&self, locked: bool) -> bool {
-        let ty = if locked { HvmMemType::RamRo } else { HvmMemType::RamRw };
-        match self.dm.set_mem_type(ty, 0xc0, 0x40) {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!("xen-platform ROM lock {locked}: {e}");
-                false
-            }
-        }
-    }
 
     /// Tells libxl the device model is up: `device-model/<domid>/state = running`, relative to our
     /// own domain's home (dom0 or the stub domain).
@@ -149,6 +138,19 @@ impl XenBackend {
         self.report_running()?;
         after_setup()?;
         server.run(&self.evtchn, &bus, &mem, stop)
+    }
+}
+
+/// Makes the option-ROM area 0xc0000-0xfffff (pfns 0xc0-0xff) read-only or writable in the
+/// guest's p2m, for the xen-platform device's ROM lock flag. Returns whether it took effect.
+pub fn set_rom_lock(dm: &DeviceModelOps, locked: bool) -> bool {
+    let ty = if locked { HvmMemType::RamRo } else { HvmMemType::RamRw };
+    match dm.set_mem_type(ty, 0xc0, 0x40) {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("xen-platform ROM lock {locked}: {e}");
+            false
+        }
     }
 }
 
