@@ -18,4 +18,7 @@ pub mod ratelimit;
 pub mod snapshot;
 pub mod storage;
 pub mod vm_control;
+
+#[cfg(test)]
+mod test_support;
 pub mod xen_platform;

@@ -129,19 +129,8 @@ impl Drop for DebugConsole {
 mod tests {
     use super::*;
     use crate::vm_control::RecordingVmControl;
-    use std::sync::Mutex;
 
-    #[derive(Clone, Default)]
-    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-    impl Write for SharedBuf {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_support::SharedBuf;
 
     #[test]
     fn debug_exit_reports_the_written_value() {

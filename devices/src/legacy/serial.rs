@@ -208,24 +208,13 @@ impl crate::snapshot::Snapshot for Serial {
 mod tests {
     use super::*;
     use crate::interrupt::RecordingLine;
-    use std::sync::Mutex;
 
     const COM1: u64 = 0x3f8;
     const IER: u64 = COM1 + 1;
     const IIR: u64 = COM1 + 2;
     const LSR: u64 = COM1 + 5;
 
-    #[derive(Clone, Default)]
-    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-    impl Write for SharedBuf {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_support::SharedBuf;
 
     fn com1() -> (Serial, Arc<RecordingLine>, SharedBuf) {
         let line = Arc::new(RecordingLine::default());
