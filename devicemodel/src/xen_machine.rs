@@ -13,6 +13,7 @@ use crate::cli::Config;
 use crate::machine::{IdeDrives, Machine, Wiring};
 use crate::pty::Pty;
 use crate::xen::dmop::DeviceModelOps;
+use crate::xen::pv_backends::UnservedBackends;
 use crate::xen::XenBackend;
 
 /// The xen-platform device's host side: PV-driver unplug detaches our IDE disks; the ROM lock
@@ -20,6 +21,8 @@ use crate::xen::XenBackend;
 struct PlatformHost {
     ide: OnceLock<IdeHandle>,
     dm: DeviceModelOps,
+    /// The qdisk backends libxl wrote that nobody serves: named when the guest unplugs.
+    pv_backends: UnservedBackends,
 }
 
 impl XenPlatformHost for PlatformHost {
@@ -27,6 +30,9 @@ impl XenPlatformHost for PlatformHost {
         if let (Some(disks), Some(ide)) = (request.disks, self.ide.get()) {
             let n = ide.unplug_disks(disks == DiskUnplug::AuxIde);
             log::info!("xen-platform: unplugged {n} emulated IDE disk(s) for the guest's PV drivers");
+            if let Some(w) = self.pv_backends.unplug_warning() {
+                log::warn!("xen-platform: {w}");
+            }
         }
         // No emulated NICs or NVMe disks exist, so those bits have nothing to detach.
     }
@@ -85,7 +91,9 @@ pub fn run_on_xen(
 ) -> Result<(), String> {
     let backend = XenBackend::new(domid)?;
     let mem = backend.guest_memory();
-    let host = Arc::new(PlatformHost { ide: OnceLock::new(), dm: backend.dm().clone() });
+    // libxl wrote the guest's PV backends before starting us; we serve none of them: say which.
+    let pv_backends = UnservedBackends::start(backend.xenstore(), domid);
+    let host = Arc::new(PlatformHost { ide: OnceLock::new(), dm: backend.dm().clone(), pv_backends });
     let isa_backend = backend.dm().clone();
     let wiring = Wiring {
         isa_irq: Box::new(move |irq| Arc::new(crate::xen::interrupts::XenIsaIrq::new(isa_backend.clone(), irq as u8))),

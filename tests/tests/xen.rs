@@ -18,6 +18,8 @@ const SCENARIOS: &[&str] = &[
     "xen-ours-cd",
     "xen-ours-lifecycle",
     "xen-ours-save-restore",
+    "xen-qemu-pvdisk",
+    "xen-ours-pvdisk",
     "xen-bench",
 ];
 
@@ -156,6 +158,16 @@ fn xen_ours_lifecycle() {
 #[test]
 fn xen_ours_save_restore() {
     assert_scenario("xen-ours-save-restore");
+}
+
+#[test]
+fn xen_qemu_pvdisk() {
+    assert_scenario("xen-qemu-pvdisk");
+}
+
+#[test]
+fn xen_ours_pvdisk() {
+    assert_scenario("xen-ours-pvdisk");
 }
 
 #[test]

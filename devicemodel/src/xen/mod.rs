@@ -10,7 +10,8 @@
 //! - [`ioreq`] -- the ioreq wire format, its validation and dispatch onto `devices::bus::IoBus`;
 //! - [`ioreq_server`] -- the ioreq server (setup, range registration, event loop);
 //! - [`memory`] -- guest RAM through foreign mappings, with dirty reporting for migration;
-//! - [`interrupts`] -- interrupt lines, MSIs and PIRQ routing as DMOPs.
+//! - [`interrupts`] -- interrupt lines, MSIs and PIRQ routing as DMOPs;
+//! - [`pv_backends`] -- the PV backends libxl wrote for us that we do not serve (reported, not served).
 //!
 //! The machine assembly for `-machine xenfv` and the libxl command line come in a follow-up; until
 //! then nothing outside this module calls into it.
@@ -23,6 +24,7 @@ pub mod ioreq;
 pub mod ioreq_server;
 pub mod memory;
 pub mod privcmd;
+pub mod pv_backends;
 pub mod xenstore;
 
 use std::sync::atomic::AtomicBool;

@@ -374,7 +374,7 @@ fn read_loop(mut reader: impl Read, replies: Sender<Result<Message, XsError>>, e
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
@@ -442,7 +442,8 @@ mod tests {
         }
     }
 
-    fn connected() -> Xenstore {
+    /// A client connected to a fake daemon of its own (for the tests of other xenstore users).
+    pub(crate) fn connected() -> Xenstore {
         let (client, server) = UnixStream::pair().unwrap();
         std::thread::spawn(move || fake_xenstored(server));
         Xenstore::from_socket(client).unwrap()
