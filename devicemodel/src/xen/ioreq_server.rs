@@ -7,7 +7,7 @@
 //! synchronously. That is valid and only costs VGA-window write throughput; the buffered ring is a
 //! follow-up.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,62 @@ const FRAME_IOREQ_0: u32 = 1;
 /// itself, but forwards what it cannot (byte access to 0xcf9 = PIIX3 reset control, and accesses
 /// with the enable bit clear) as port I/O, which only reaches us if the range is registered.
 const PCI_CONFIG_PORTS: (u64, u64) = (0xcf8, 0xcff);
+
+/// What the server did over its life, logged once when it stops: the numbers that tell a slow
+/// guest phase apart (lost events would show as requests found by the idle scan without a later
+/// stale event; range churn as many BAR DMOPs).
+#[derive(Debug, Default)]
+pub struct ServeCounters {
+    /// Requests answered when their vCPU's event arrived.
+    pub by_event: AtomicU64,
+    /// Requests answered because the idle scan found their slot READY before the event came.
+    pub by_idle_scan: AtomicU64,
+    /// Events whose slot was not READY (already served by the scan, or spurious).
+    pub stale_events: AtomicU64,
+    pub pio: AtomicU64,
+    pub mmio: AtomicU64,
+    pub pci_config: AtomicU64,
+    /// Time offset, invalidate and malformed requests.
+    pub other: AtomicU64,
+    /// Map/unmap DMOPs issued because a BAR moved.
+    pub bar_dmops: AtomicU64,
+}
+
+impl ServeCounters {
+    fn count(&self, outcome: &SlotOutcome, by_event: bool) {
+        let bump = |c: &AtomicU64| {
+            c.fetch_add(1, Ordering::Relaxed);
+        };
+        match outcome {
+            SlotOutcome::Answered(request) => {
+                bump(if by_event { &self.by_event } else { &self.by_idle_scan });
+                bump(match request {
+                    Ok(ioreq::Request::Pio(_)) => &self.pio,
+                    Ok(ioreq::Request::Copy(_)) => &self.mmio,
+                    Ok(ioreq::Request::PciConfig { .. }) => &self.pci_config,
+                    _ => &self.other,
+                });
+            }
+            SlotOutcome::Ignored { .. } => bump(&self.stale_events),
+        }
+    }
+
+    /// One line for the log.
+    pub fn summary(&self) -> String {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "{} requests served on their event, {} found READY by the idle scan, {} events for a slot that was not READY; {} port, {} MMIO, {} PCI config, {} other; {} BAR range DMOPs",
+            n(&self.by_event),
+            n(&self.by_idle_scan),
+            n(&self.stale_events),
+            n(&self.pio),
+            n(&self.mmio),
+            n(&self.pci_config),
+            n(&self.other),
+            n(&self.bar_dmops)
+        )
+    }
+}
 
 /// The synchronous ioreq page(s) mapped from Xen: a safe wrapper that confines the shared-memory
 /// accesses to atomics and volatile copies.
@@ -95,8 +151,9 @@ pub fn port_ranges(bus: &IoBus) -> Vec<(u64, u64)> {
     out
 }
 
-/// Registers everything the machine decodes with server `id`, and keeps BAR moves registered.
-pub fn register_ranges(dm: &DeviceModelOps, id: u16, bus: &IoBus) -> Result<(), String> {
+/// Registers everything the machine decodes with server `id`, and keeps BAR moves registered
+/// (counting those DMOPs in `counters`).
+pub fn register_ranges(dm: &DeviceModelOps, id: u16, bus: &IoBus, counters: Arc<ServeCounters>) -> Result<(), String> {
     for (lo, hi) in port_ranges(bus) {
         dm.map_io_range_to_ioreq_server(id, IoRangeType::Port, lo, hi).map_err(|e| format!("ports {lo:#x}-{hi:#x}: {e}"))?;
     }
@@ -114,6 +171,7 @@ pub fn register_ranges(dm: &DeviceModelOps, id: u16, bus: &IoBus) -> Result<(), 
     let dm = dm.clone();
     bus.add_bar_listener(Box::new(move |change| {
         let ty = |s: BarSpace| if s == BarSpace::Io { IoRangeType::Port } else { IoRangeType::Memory };
+        counters.bar_dmops.fetch_add(change.old.is_some() as u64 + change.new.is_some() as u64, Ordering::Relaxed);
         if let Some(old) = change.old {
             if let Err(e) = dm.unmap_io_range_from_ioreq_server(id, ty(old.space), old.base, old.base + old.size - 1) {
                 log::warn!("PCI {} BAR{} at {:#x}: {e}", change.address, change.index, old.base);
@@ -138,6 +196,7 @@ pub struct IoreqServer {
     ports: Vec<u32>,
     /// Unbinds the ports on drop (None in tests).
     evtchn: Option<Arc<Evtchn>>,
+    counters: Arc<ServeCounters>,
 }
 
 impl IoreqServer {
@@ -147,7 +206,7 @@ impl IoreqServer {
         let domid = dm.domid();
         let id = dm.create_ioreq_server(BufIoreq::Off).map_err(|e| e.to_string())?;
         // From here on, dropping `server` tears down whatever exists.
-        let mut server = IoreqServer { dm: dm.clone(), id, page: Box::new(ioreq::VecIoreqPage::new(0)), events: evtchn.clone(), ports: Vec::new(), evtchn: Some(evtchn.clone()) };
+        let mut server = IoreqServer { dm: dm.clone(), id, page: Box::new(ioreq::VecIoreqPage::new(0)), events: evtchn.clone(), ports: Vec::new(), evtchn: Some(evtchn.clone()), counters: Arc::default() };
         let vcpus = dm.nr_vcpus().map_err(|e| e.to_string())? as usize;
         if vcpus == 0 || vcpus > 4096 {
             return Err(format!("domain {domid} reports {vcpus} vCPUs"));
@@ -169,7 +228,7 @@ impl IoreqServer {
 
     /// A server over an existing page and event channels (tests).
     pub fn from_parts(dm: DeviceModelOps, id: u16, page: Box<dyn IoreqPage>, events: Arc<dyn EventChannels>, ports: Vec<u32>) -> Self {
-        IoreqServer { dm, id, page, events, ports, evtchn: None }
+        IoreqServer { dm, id, page, events, ports, evtchn: None, counters: Arc::default() }
     }
 
     pub fn id(&self) -> u16 {
@@ -180,6 +239,11 @@ impl IoreqServer {
         &self.ports
     }
 
+    /// What this server has served so far (shared with [`register_ranges`]'s BAR listener).
+    pub fn counters(&self) -> &Arc<ServeCounters> {
+        &self.counters
+    }
+
     /// Handles one event on local `port`: re-enable the port, serve the vCPU's slot, and notify
     /// the vCPU if a request was answered. Events for unknown ports are only acknowledged.
     pub fn handle_port(&self, port: u32, bus: &IoBus, mem: &dyn GuestMemory, invalidate: &dyn Fn()) -> Option<SlotOutcome> {
@@ -188,6 +252,7 @@ impl IoreqServer {
         }
         let slot = self.ports.iter().position(|&p| p == port)?;
         let outcome = ioreq::service_slot(self.page.as_ref(), slot, bus, mem, invalidate);
+        self.counters.count(&outcome, true);
         if matches!(outcome, SlotOutcome::Answered(_)) {
             if let Err(e) = self.events.notify(port) {
                 log::error!("notifying vCPU {slot} (port {port}): {e}");
@@ -203,7 +268,9 @@ impl IoreqServer {
                 continue;
             }
             log::debug!("vCPU {slot}: READY ioreq without an event; serving it");
-            if matches!(ioreq::service_slot(self.page.as_ref(), slot, bus, mem, invalidate), SlotOutcome::Answered(_)) {
+            let outcome = ioreq::service_slot(self.page.as_ref(), slot, bus, mem, invalidate);
+            self.counters.count(&outcome, false);
+            if matches!(outcome, SlotOutcome::Answered(_)) {
                 if let Err(e) = self.events.notify(port) {
                     log::error!("notifying vCPU {slot} (port {port}): {e}");
                 }
@@ -215,6 +282,7 @@ impl IoreqServer {
     /// migration round never misses what an ioreq wrote.
     pub fn run(&self, evtchn: &Evtchn, bus: &IoBus, mem: &ForeignMemory, stop: &AtomicBool) -> Result<(), String> {
         let invalidate = || mem.invalidate();
+        let mut result = Ok(());
         while !stop.load(Ordering::SeqCst) {
             match evtchn.wait_pending(Duration::from_millis(10)) {
                 Ok(Some(port)) => {
@@ -224,11 +292,15 @@ impl IoreqServer {
                 // with the state change (seen before the slot was READY) must not leave a vCPU
                 // waiting; this bounds such a stall to one poll period.
                 Ok(None) => self.service_ready_slots(bus, mem, &invalidate),
-                Err(e) => return Err(format!("reading {}: {e}", super::evtchn::EVTCHN_PATH)),
+                Err(e) => {
+                    result = Err(format!("reading {}: {e}", super::evtchn::EVTCHN_PATH));
+                    break;
+                }
             }
             mem.flush_dirty();
         }
-        Ok(())
+        log::info!("ioreq server {}: {}", self.id, self.counters.summary());
+        result
     }
 }
 
@@ -345,6 +417,14 @@ mod tests {
         assert_eq!(*events.log.lock().unwrap(), vec![("notify", 40)], "only the answered vCPU is notified");
         server.service_ready_slots(&bus, &mem, &|| {});
         assert_eq!(events.log.lock().unwrap().len(), 1, "nothing READY: nothing happens");
+        // Its event arrives afterwards and finds the slot answered.
+        assert_eq!(server.handle_port(40, &bus, &mem, &|| {}), Some(SlotOutcome::Ignored { state: STATE_IORESP_READY }));
+
+        let c = server.counters();
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!((n(&c.by_event), n(&c.by_idle_scan), n(&c.stale_events)), (1, 1, 3));
+        assert_eq!((n(&c.pio), n(&c.mmio), n(&c.pci_config), n(&c.other)), (2, 0, 0, 0));
+        assert!(c.summary().starts_with("1 requests served on their event, 1 found READY by the idle scan, 3 events"), "{}", c.summary());
     }
 
     #[test]
@@ -361,7 +441,8 @@ mod tests {
 
         let t = RecordingTransport::new();
         let dm = DeviceModelOps::new(t.clone(), 4);
-        register_ranges(&dm, 2, &bus).unwrap();
+        let counters = Arc::new(ServeCounters::default());
+        register_ranges(&dm, 2, &bus, counters.clone()).unwrap();
         let seen = |c: &crate::xen::dmop::testing::Call| (c.op(), c.field(0, 2), c.field(4, 4), c.field(8, 8), c.field(16, 8));
         let map = XEN_DMOP_MAP_IO_RANGE_TO_IOREQ_SERVER;
         assert_eq!(
@@ -374,5 +455,6 @@ mod tests {
         bus.pci_config_write(PciAddress::new(0, 3, 0), 0x10, &0xd000u32.to_le_bytes());
         let unmap = XEN_DMOP_UNMAP_IO_RANGE_FROM_IOREQ_SERVER;
         assert_eq!(t.take().iter().map(seen).collect::<Vec<_>>(), vec![(map, 2, 0, 0xc000, 0xc00f), (unmap, 2, 0, 0xc000, 0xc00f), (map, 2, 0, 0xd000, 0xd00f)]);
+        assert_eq!(counters.bar_dmops.load(Ordering::Relaxed), 3, "only BAR moves count, not the initial registration");
     }
 }

@@ -136,7 +136,7 @@ impl XenBackend {
         after_setup: impl FnOnce() -> Result<(), String>,
     ) -> Result<(), String> {
         let server = IoreqServer::create(self.dm.clone(), &self.privcmd, self.evtchn.clone())?;
-        ioreq_server::register_ranges(&self.dm, server.id(), &bus)?;
+        ioreq_server::register_ranges(&self.dm, server.id(), &bus, server.counters().clone())?;
         self.report_running()?;
         after_setup()?;
         server.run(&self.evtchn, &bus, &mem, stop)
