@@ -380,7 +380,8 @@ impl Config {
             Ok(w) => w.parse().map_err(|_| format!("NESTED_WORKERS={w:?}"))?,
             Err(_) => 2,
         };
-        let l2_mem = std::env::var("NESTED_L2_MEM").unwrap_or_else(|_| "2G".into());
+        // 6G: guests with RAM above 4 GiB (boot-variants) need L2 room; L1 QEMU allocates lazily.
+        let l2_mem = std::env::var("NESTED_L2_MEM").unwrap_or_else(|_| "6G".into());
         let out = match std::env::var_os("NESTED_OUT") {
             Some(o) if !o.is_empty() => root.join(o),
             _ => root.join("target/nested"),
