@@ -45,8 +45,8 @@ const PRD_SIZE: u64 = 8;
 const TABLE_ALIGN: u64 = 0x1_0000;
 /// A byte count of 0 means 64 KiB (section 2.1.1).
 const MAX_REGION: u64 = 0x1_0000;
-/// Bytes moved per step between the device and guest memory.
-const CHUNK: u64 = 0x1_0000;
+/// Most bytes moved to or from the backend in one call during DMA.
+const BATCH: u64 = 0x10_0000;
 
 /// Why a bus-master transfer stopped early.
 #[derive(Debug, PartialEq, Eq)]
@@ -189,23 +189,44 @@ impl BusMaster {
         mut io: impl FnMut(&mut [u8]) -> Result<(), E>,
     ) -> Result<(), DmaFault<E>> {
         let result = self.regions(mem, len).and_then(|(regions, exhausted)| {
-            let mut buf = vec![0u8; len.min(CHUNK) as usize];
+            // The device side moves up to BATCH bytes per call (one pread/pwrite for a whole
+            // scatter list of guest pages, as QEMU's preadv does), and the guest side moves each
+            // PRD region's piece of it.
+            let mut buf = vec![0u8; len.min(BATCH) as usize];
+            let mut pieces: Vec<(u64, usize, usize)> = Vec::new();
+            let mut filled = 0usize;
+            let mut flush = |buf: &mut [u8], pieces: &mut Vec<(u64, usize, usize)>, filled: usize| -> Result<(), DmaFault<E>> {
+                if to_memory {
+                    io(&mut buf[..filled]).map_err(DmaFault::Device)?;
+                    for &(gpa, off, n) in pieces.iter() {
+                        mem.write(gpa, &buf[off..off + n]).map_err(|_| DmaFault::NotRam { gpa })?;
+                    }
+                } else {
+                    io(&mut buf[..filled]).map_err(DmaFault::Device)?;
+                }
+                pieces.clear();
+                Ok(())
+            };
             for (addr, n) in regions {
-                let mut done = 0;
+                let mut done = 0u64;
                 while done < n {
-                    let step = (n - done).min(CHUNK) as usize;
-                    let chunk = &mut buf[..step];
+                    let step = ((n - done) as usize).min(buf.len() - filled);
                     // addr < 2^32 and n <= 64 KiB: no overflow.
                     let gpa = addr + done;
-                    if to_memory {
-                        io(chunk).map_err(DmaFault::Device)?;
-                        mem.write(gpa, chunk).map_err(|_| DmaFault::NotRam { gpa })?;
-                    } else {
-                        mem.read(gpa, chunk).map_err(|_| DmaFault::NotRam { gpa })?;
-                        io(chunk).map_err(DmaFault::Device)?;
+                    if !to_memory {
+                        mem.read(gpa, &mut buf[filled..filled + step]).map_err(|_| DmaFault::NotRam { gpa })?;
                     }
+                    pieces.push((gpa, filled, step));
+                    filled += step;
                     done += step as u64;
+                    if filled == buf.len() {
+                        flush(&mut buf, &mut pieces, filled)?;
+                        filled = 0;
+                    }
                 }
+            }
+            if filled > 0 {
+                flush(&mut buf, &mut pieces, filled)?;
             }
             Ok(exhausted)
         });
