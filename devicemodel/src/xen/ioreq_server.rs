@@ -284,7 +284,7 @@ impl IoreqServer {
         let invalidate = || mem.invalidate();
         let mut result = Ok(());
         while !stop.load(Ordering::SeqCst) {
-            match evtchn.wait_pending(Duration::from_millis(10)) {
+            match evtchn.wait_pending(Duration::from_millis(50)) {
                 Ok(Some(port)) => {
                     self.handle_port(port, bus, mem, &invalidate);
                 }
