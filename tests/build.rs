@@ -15,19 +15,9 @@ fn main() {
     names.sort();
     let mut out = String::new();
     for name in &names {
-        let ident: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        out += &format!(
-            "#[test]\nfn scenario_{ident}() {{ nested_tests::assert_scenario({name:?}); }}\n"
-        );
+        let ident: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        out += &format!("#[test]\nfn scenario_{ident}() {{ nested_tests::assert_scenario({name:?}); }}\n");
     }
     let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("scenario_tests.rs");
     fs::write(dest, out).unwrap();

@@ -87,6 +87,9 @@ mod tests {
         b.flush().unwrap();
         assert_eq!(stats.rd_bytes.load(Ordering::Relaxed), 512);
         assert_eq!(stats.wr_bytes.load(Ordering::Relaxed), 100);
-        assert_eq!((stats.rd_operations.load(Ordering::Relaxed), stats.flush_operations.load(Ordering::Relaxed)), (1, 1));
+        assert_eq!(
+            (stats.rd_operations.load(Ordering::Relaxed), stats.flush_operations.load(Ordering::Relaxed)),
+            (1, 1)
+        );
     }
 }

@@ -316,7 +316,9 @@ fn parse_smp(v: &str) -> Result<(u8, u8), CliError> {
                 topo = topo.saturating_mul(n);
                 have_topo = true;
             }
-            other => return err(format!("-smp: unknown property '{other}' (use cpus, maxcpus, sockets, cores, threads)")),
+            other => {
+                return err(format!("-smp: unknown property '{other}' (use cpus, maxcpus, sockets, cores, threads)"))
+            }
         }
     }
     let cpus = cpus.unwrap_or(if have_topo { topo } else { 1 });
@@ -388,15 +390,33 @@ fn check_accel(v: &str) -> Result<Accel, CliError> {
     match name.as_str() {
         "kvm" => Ok(Accel::Kvm),
         "xen" => Ok(Accel::Xen),
-        other => err(format!("-accel {other}: unsupported accelerator (this device model runs guests on kvm or serves xen)")),
+        other => {
+            err(format!("-accel {other}: unsupported accelerator (this device model runs guests on kvm or serves xen)"))
+        }
     }
 }
 
 /// Devices libxl may ask for that we do not emulate yet: accepted with a loud warning so a
 /// default `xl` configuration starts (the guest runs without them), never silently.
 const NOT_YET_EMULATED: [&str; 18] = [
-    "VGA", "cirrus-vga", "qxl-vga", "qxl", "intel-hda", "hda-duplex", "hda-micro", "hda-output", "rtl8139", "e1000",
-    "virtio-net-pci", "piix3-usb-uhci", "ich9-usb-ehci1", "ich9-usb-uhci1", "nec-usb-xhci", "usb-tablet", "usb-mouse", "usb-kbd",
+    "VGA",
+    "cirrus-vga",
+    "qxl-vga",
+    "qxl",
+    "intel-hda",
+    "hda-duplex",
+    "hda-micro",
+    "hda-output",
+    "rtl8139",
+    "e1000",
+    "virtio-net-pci",
+    "piix3-usb-uhci",
+    "ich9-usb-ehci1",
+    "ich9-usb-uhci1",
+    "nec-usb-xhci",
+    "usb-tablet",
+    "usb-mouse",
+    "usb-kbd",
 ];
 
 fn parse_device(v: &str, cfg: &mut Config, ide_devices: &mut Vec<IdeDeviceSpec>) -> Result<(), CliError> {
@@ -411,7 +431,8 @@ fn parse_device(v: &str, cfg: &mut Config, ide_devices: &mut Vec<IdeDeviceSpec>)
         "isa-debug-exit" => {
             let mut de = DebugExit { iobase: 0x501, iosize: 2 };
             for (k, val) in &opts[1..] {
-                let n = parse_int(val).ok_or_else(|| CliError(format!("-device isa-debug-exit: {k}={val} is not a number")))?;
+                let n = parse_int(val)
+                    .ok_or_else(|| CliError(format!("-device isa-debug-exit: {k}={val} is not a number")))?;
                 match k.as_str() {
                     "iobase" if n < 0x10000 => de.iobase = n as u16,
                     "iosize" if matches!(n, 1 | 2 | 4) => de.iosize = n as u16,
@@ -486,7 +507,8 @@ fn parse_drive(v: &str) -> Result<(DriveSpec, bool), CliError> {
                     return err(format!("{opt}: cache={val}: unknown cache mode"));
                 }
             }
-            "aio" | "discard" | "detect-zeroes" | "werror" | "rerror" | "copy-on-read" | "auto-read-only" | "node-name" => {}
+            "aio" | "discard" | "detect-zeroes" | "werror" | "rerror" | "copy-on-read" | "auto-read-only"
+            | "node-name" => {}
             "snapshot" if val == "off" => {}
             _ => return err(format!("{opt}: unsupported drive property '{k}'")),
         }
@@ -504,7 +526,11 @@ fn parse_drive(v: &str) -> Result<(DriveSpec, bool), CliError> {
             pos
         }
         "none" => None,
-        other => return err(format!("{opt}: if={other}: unsupported interface (use if=ide, or if=none with -device ide-hd/ide-cd)")),
+        other => {
+            return err(format!(
+                "{opt}: if={other}: unsupported interface (use if=ide, or if=none with -device ide-hd/ide-cd)"
+            ))
+        }
     };
     if media == DriveMedia::Cdrom {
         read_only = true;
@@ -522,7 +548,15 @@ fn parse_drive(v: &str) -> Result<(DriveSpec, bool), CliError> {
 fn parse_ide_device(driver: &str, opts: &[(String, String)], text: &str) -> Result<IdeDeviceSpec, CliError> {
     let media = if driver == "ide-cd" { DriveMedia::Cdrom } else { DriveMedia::Disk };
     let opt = format!("-device {text}");
-    let mut dev = IdeDeviceSpec { media, id: None, drive: None, position: None, model: None, serial: None, text: text.to_string() };
+    let mut dev = IdeDeviceSpec {
+        media,
+        id: None,
+        drive: None,
+        position: None,
+        model: None,
+        serial: None,
+        text: text.to_string(),
+    };
     let (mut bus, mut unit) = (None, None);
     for (k, val) in opts {
         match k.as_str() {
@@ -619,7 +653,10 @@ fn resolve_ide(drives: Vec<(DriveSpec, bool)>, devices: Vec<IdeDeviceSpec>) -> R
         let what = format!("-device {}", dev.text);
         let drive = match &dev.drive {
             Some(name) => {
-                let i = pool.iter().position(|p| &p.id == name).ok_or_else(|| CliError(format!("{what}: no -drive with id={name} and if=none")))?;
+                let i = pool
+                    .iter()
+                    .position(|p| &p.id == name)
+                    .ok_or_else(|| CliError(format!("{what}: no -drive with id={name} and if=none")))?;
                 pool.remove(i)
             }
             None if dev.media == DriveMedia::Cdrom => DriveSpec {
@@ -636,7 +673,10 @@ fn resolve_ide(drives: Vec<(DriveSpec, bool)>, devices: Vec<IdeDeviceSpec>) -> R
             return err(format!("{what}: drive '{}' has no file= for a disk", drive.id));
         }
         if dev.media == DriveMedia::Disk && drive.read_only {
-            return err(format!("{what}: drive '{}' is read-only, but IDE disks cannot be; use -device ide-cd or readonly=off", drive.id));
+            return err(format!(
+                "{what}: drive '{}' is read-only, but IDE disks cannot be; use -device ide-cd or readonly=off",
+                drive.id
+            ));
         }
         let mut drive = drive;
         if dev.media == DriveMedia::Cdrom {
@@ -658,9 +698,11 @@ fn resolve_ide(drives: Vec<(DriveSpec, bool)>, devices: Vec<IdeDeviceSpec>) -> R
         return err(format!("-drive {}: drive '{}' is not used by any -device", d.text, d.id));
     }
     let mut free = (0..4u8).map(|i| (i / 2, i % 2));
-    let mut next_free = |taken: &[[Option<IdeAttachment>; 2]; 2]| free.find(|&(c, u)| taken[c as usize][u as usize].is_none());
+    let mut next_free =
+        |taken: &[[Option<IdeAttachment>; 2]; 2]| free.find(|&(c, u)| taken[c as usize][u as usize].is_none());
     for d in later {
-        let p = next_free(&taken).ok_or_else(|| CliError(format!("-drive {}: all 4 IDE positions are in use", d.text)))?;
+        let p =
+            next_free(&taken).ok_or_else(|| CliError(format!("-drive {}: all 4 IDE positions are in use", d.text)))?;
         let a = attachment(&d, p, &mut ide_counts);
         place(&mut taken, a, &format!("-drive {}", d.text))?;
     }
@@ -938,8 +980,24 @@ mod tests {
     #[test]
     fn the_nested_test_command_line_parses() {
         let c = run(&[
-            "-accel", "kvm", "-m", "256M", "-smp", "2", "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
-            "-kernel", "/l3/vmlinux", "-initrd", "/l3/i.cpio", "-append", "console=ttyS0 quiet",
+            "-accel",
+            "kvm",
+            "-m",
+            "256M",
+            "-smp",
+            "2",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-kernel",
+            "/l3/vmlinux",
+            "-initrd",
+            "/l3/i.cpio",
+            "-append",
+            "console=ttyS0 quiet",
         ])
         .unwrap();
         assert_eq!(c.mem_size, 256 << 20);
@@ -979,9 +1037,25 @@ mod tests {
     #[test]
     fn qemu_option_forms() {
         let c = run(&[
-            "--machine", "pc,accel=kvm", "-M", "pc-i440fx-7.2", "-nographic", "-bios", "/b.bin", "-qmp",
-            "unix:/tmp/q.sock,server=on,wait=off", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-name",
-            "guest=demo,debug-threads=on", "-d", "guest_errors,unimp", "-D", "/tmp/log", "-boot", "order=dc",
+            "--machine",
+            "pc,accel=kvm",
+            "-M",
+            "pc-i440fx-7.2",
+            "-nographic",
+            "-bios",
+            "/b.bin",
+            "-qmp",
+            "unix:/tmp/q.sock,server=on,wait=off",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-name",
+            "guest=demo,debug-threads=on",
+            "-d",
+            "guest_errors,unimp",
+            "-D",
+            "/tmp/log",
+            "-boot",
+            "order=dc",
         ])
         .unwrap();
         assert_eq!(c.serials, vec![SerialBackend::Stdio]);
@@ -997,12 +1071,18 @@ mod tests {
     #[test]
     fn libxl_drive_forms_resolve_to_ide_positions() {
         let c = run(&[
-            "-kernel", "k",
-            "-drive", "file=/img/disk.raw,if=ide,index=0,media=disk,format=raw,cache=writeback",
-            "-drive", "if=none,readonly=on,id=ide-5632,file=/img/a.iso,format=raw",
-            "-device", "ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0",
-            "-drive", "if=none,readonly=on,id=ide-5696",
-            "-device", "ide-cd,id=ide-5696,drive=ide-5696,bus=ide.1,unit=1",
+            "-kernel",
+            "k",
+            "-drive",
+            "file=/img/disk.raw,if=ide,index=0,media=disk,format=raw,cache=writeback",
+            "-drive",
+            "if=none,readonly=on,id=ide-5632,file=/img/a.iso,format=raw",
+            "-device",
+            "ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0",
+            "-drive",
+            "if=none,readonly=on,id=ide-5696",
+            "-device",
+            "ide-cd,id=ide-5696,drive=ide-5696,bus=ide.1,unit=1",
         ])
         .unwrap();
         let at = |ch, u| c.ide.iter().find(|a| a.channel == ch && a.unit == u).cloned();
@@ -1024,11 +1104,13 @@ mod tests {
     fn bad_drives_are_refused_naming_the_drive() {
         let e = run(&["-kernel", "k", "-drive", "file=/v.qcow2,if=ide,index=0,media=disk,format=qcow2"]).unwrap_err();
         assert!(e.0.contains("qcow2") && e.0.contains("/v.qcow2"), "{e}");
-        let e = run(&["-kernel", "k", "-drive", "file=/a,if=ide,index=1", "-drive", "file=/b,if=ide,index=1"]).unwrap_err();
+        let e =
+            run(&["-kernel", "k", "-drive", "file=/a,if=ide,index=1", "-drive", "file=/b,if=ide,index=1"]).unwrap_err();
         assert!(e.0.contains("already in use"), "{e}");
         let e = run(&["-kernel", "k", "-device", "ide-cd,drive=nope"]).unwrap_err();
         assert!(e.0.contains("nope"), "{e}");
-        let e = run(&["-kernel", "k", "-drive", "if=none,id=d0,file=/a,readonly=on", "-device", "ide-hd,drive=d0"]).unwrap_err();
+        let e = run(&["-kernel", "k", "-drive", "if=none,id=d0,file=/a,readonly=on", "-device", "ide-hd,drive=d0"])
+            .unwrap_err();
         assert!(e.0.contains("read-only"), "{e}");
         let e = run(&["-kernel", "k", "-drive", "if=scsi,file=/a"]).unwrap_err();
         assert!(e.0.contains("if=scsi"), "{e}");
@@ -1059,7 +1141,19 @@ mod tests {
         }
         let e = run(&["-machine", "xenfv"]).unwrap_err();
         assert!(e.0.contains("-xen-domid"), "{e}");
-        let c = run(&["-S", "-no-user-config", "-nodefaults", "-nographic", "-machine", "none,accel=xen", "-chardev", "socket,id=libxl-cmd,fd=3,server=on,wait=off", "-mon", "chardev=libxl-cmd,mode=control"]).unwrap();
+        let c = run(&[
+            "-S",
+            "-no-user-config",
+            "-nodefaults",
+            "-nographic",
+            "-machine",
+            "none,accel=xen",
+            "-chardev",
+            "socket,id=libxl-cmd,fd=3,server=on,wait=off",
+            "-mon",
+            "chardev=libxl-cmd,mode=control",
+        ])
+        .unwrap();
         assert_eq!(c.machine, MachineKind::None);
     }
 

@@ -59,7 +59,8 @@ mod tests {
 
     #[test]
     fn device_writes_are_recorded_and_holes_refused() {
-        let ram = Arc::new(GuestRam::from_ranges(&[(GuestAddress(0), 0xa0000), (GuestAddress(0x100000), 0x100000)]).unwrap());
+        let ram =
+            Arc::new(GuestRam::from_ranges(&[(GuestAddress(0), 0xa0000), (GuestAddress(0x100000), 0x100000)]).unwrap());
         let dev = DeviceRam::new(ram);
         dev.write(0x2000, &[1, 2, 3]).unwrap();
         assert_eq!(dev.write(0x9fff0, &[0; 0x20]), Err(MemoryError::NotRam { gpa: 0x9fff0, len: 0x20 }));

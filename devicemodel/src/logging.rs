@@ -32,7 +32,8 @@ impl log::Log for Logger {
         }
         let t = self.start.elapsed();
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(out, "[{:>4}.{:06}] {:5} {}: {}", t.as_secs(), t.subsec_micros(), r.level(), r.target(), r.args());
+        let _ =
+            writeln!(out, "[{:>4}.{:06}] {:5} {}: {}", t.as_secs(), t.subsec_micros(), r.level(), r.target(), r.args());
     }
 
     fn flush(&self) {
@@ -60,7 +61,13 @@ pub fn init(cfg: &LogConfig) -> Result<(), String> {
     } else {
         log::LevelFilter::Warn
     };
-    let logger = Logger { out: Mutex::new(out), level, guest_errors: cfg.guest_errors, unimp: cfg.unimp, start: std::time::Instant::now() };
+    let logger = Logger {
+        out: Mutex::new(out),
+        level,
+        guest_errors: cfg.guest_errors,
+        unimp: cfg.unimp,
+        start: std::time::Instant::now(),
+    };
     let mut max = level;
     if cfg.guest_errors {
         max = max.max(log::LevelFilter::Warn);

@@ -17,9 +17,9 @@ use devices::vm_control::VmControl;
 use vm_memory::GuestAddress;
 
 use crate::cli::{Config, MachineKind, SerialBackend};
-use crate::pty::{Pty, PtyWriter};
 use crate::guest_ram::{DeviceRam, GuestRam};
 use crate::kvm::{cpu::CpuStart, interrupts::KvmIrqLine, KvmVm, RunControl};
+use crate::pty::{Pty, PtyWriter};
 
 /// How the machine's devices reach the hypervisor: interrupts, DMA, power requests.
 pub struct Wiring {
@@ -75,7 +75,8 @@ pub mod irq {
     pub const MOUSE: u32 = 12;
 }
 
-const COM_PORTS: [(u16, u32); 4] = [(0x3f8, irq::COM1_COM3), (0x2f8, irq::COM2_COM4), (0x3e8, irq::COM1_COM3), (0x2e8, irq::COM2_COM4)];
+const COM_PORTS: [(u16, u32); 4] =
+    [(0x3f8, irq::COM1_COM3), (0x2f8, irq::COM2_COM4), (0x3e8, irq::COM1_COM3), (0x2e8, irq::COM2_COM4)];
 
 /// The assembled machine: its dispatch bus and the devices the host side feeds.
 pub struct Machine {
@@ -96,7 +97,10 @@ fn insert(bus: &IoBus, base: u64, len: u64, name: &str, dev: SharedBusDevice) ->
     bus.insert(AddressSpace::Io, base, len, name, dev).map_err(|e| MachineError(format!("machine assembly: {e}")))
 }
 
-fn serial_output(backend: &SerialBackend, pty: Option<&Arc<Pty>>) -> Result<Box<dyn std::io::Write + Send>, MachineError> {
+fn serial_output(
+    backend: &SerialBackend,
+    pty: Option<&Arc<Pty>>,
+) -> Result<Box<dyn std::io::Write + Send>, MachineError> {
     Ok(match backend {
         SerialBackend::Pty => match pty {
             Some(p) => Box::new(PtyWriter(p.clone())),
@@ -165,7 +169,8 @@ impl Machine {
             let mut c = cmos.lock().unwrap();
             let below_4g = cfg.mem_size.min(firmware::layout::PCI_HOLE_START);
             c.set_memory_size(below_4g, cfg.mem_size - below_4g);
-            c.set_boot_order(&cfg.boot_order).map_err(|e| MachineError(format!("-boot order={}: {e}", cfg.boot_order)))?;
+            c.set_boot_order(&cfg.boot_order)
+                .map_err(|e| MachineError(format!("-boot order={}: {e}", cfg.boot_order)))?;
             c.set_cpu_count(cfg.cpus as u32);
         }
         insert(&bus, 0x70, 2, "cmos", cmos.clone())?;
@@ -178,7 +183,13 @@ impl Machine {
         insert(&bus, 0xcf9, 1, "reset-control", reset_control.clone())?;
         insert(&bus, 0xe9, 1, "debug-console", shared(debug_port::DebugConsole::new(None)))?;
         if let Some(de) = &cfg.debug_exit {
-            insert(&bus, de.iobase as u64, de.iosize as u64, "isa-debug-exit", shared(debug_port::DebugExit::new(de.iobase as u64, de.iosize as u64, control.clone())))?;
+            insert(
+                &bus,
+                de.iobase as u64,
+                de.iosize as u64,
+                "isa-debug-exit",
+                shared(debug_port::DebugExit::new(de.iobase as u64, de.iosize as u64, control.clone())),
+            )?;
         }
         let mut serials = Vec::new();
         for (i, backend) in cfg.serials.iter().enumerate() {
@@ -291,7 +302,10 @@ pub fn run_on_kvm(
     ptys: &[Option<Arc<Pty>>],
     on_built: &dyn Fn(&Machine),
 ) -> Result<StopReason, MachineError> {
-    let ram = Arc::new(GuestRam::from_ranges(&ram_ranges(cfg.mem_size)).map_err(|e| MachineError(format!("cannot allocate {} MiB of guest RAM: {e}", cfg.mem_size >> 20)))?);
+    let ram = Arc::new(
+        GuestRam::from_ranges(&ram_ranges(cfg.mem_size))
+            .map_err(|e| MachineError(format!("cannot allocate {} MiB of guest RAM: {e}", cfg.mem_size >> 20)))?,
+    );
     let mut vm = KvmVm::new(ram.clone())?;
     let vmfd = vm.vm();
     let wiring = Wiring {
@@ -309,8 +323,10 @@ pub fn run_on_kvm(
 
     let boot = if let Some(kernel_path) = &cfg.kernel {
         let acpi = firmware::acpi::AcpiConfig { cpus: cfg.cpus, ..Default::default() };
-        let rsdp = firmware::acpi::write_acpi_tables(&ram, &acpi).map_err(|e| MachineError(format!("ACPI tables: {e}")))?;
-        let mut kernel = std::fs::File::open(kernel_path).map_err(|e| MachineError(format!("-kernel {}: {e}", kernel_path.display())))?;
+        let rsdp =
+            firmware::acpi::write_acpi_tables(&ram, &acpi).map_err(|e| MachineError(format!("ACPI tables: {e}")))?;
+        let mut kernel = std::fs::File::open(kernel_path)
+            .map_err(|e| MachineError(format!("-kernel {}: {e}", kernel_path.display())))?;
         let mut initrd = match &cfg.initrd {
             Some(p) => Some(std::fs::File::open(p).map_err(|e| MachineError(format!("-initrd {}: {e}", p.display())))?),
             None => None,
@@ -319,8 +335,10 @@ pub fn run_on_kvm(
             .map_err(|e| MachineError(format!("-kernel {}: {e}", kernel_path.display())))?;
         CpuStart::Boot(Box::new(state))
     } else if let Some(bios_path) = &cfg.bios {
-        let image = std::fs::read(bios_path).map_err(|e| MachineError(format!("-bios {}: {e}", bios_path.display())))?;
-        crate::kvm::load_bios(&mut vm, &ram, &image).map_err(|e| MachineError(format!("-bios {}: {e}", bios_path.display())))?;
+        let image =
+            std::fs::read(bios_path).map_err(|e| MachineError(format!("-bios {}: {e}", bios_path.display())))?;
+        crate::kvm::load_bios(&mut vm, &ram, &image)
+            .map_err(|e| MachineError(format!("-bios {}: {e}", bios_path.display())))?;
         CpuStart::Reset
     } else {
         return Err(MachineError("nothing to boot".into()));

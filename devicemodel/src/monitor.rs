@@ -82,14 +82,21 @@ pub struct BlockCommands {
     events: EventSender,
 }
 
-const BLOCK_COMMANDS: [&str; 7] =
-    ["eject", "blockdev-change-medium", "change", "query-block", "query-blockstats", "blockdev-open-tray", "blockdev-close-tray"];
+const BLOCK_COMMANDS: [&str; 7] = [
+    "eject",
+    "blockdev-change-medium",
+    "change",
+    "query-block",
+    "query-blockstats",
+    "blockdev-open-tray",
+    "blockdev-close-tray",
+];
 
 fn media_error(name: &str, e: MediaError) -> QmpError {
     match e {
-        MediaError::Locked => {
-            QmpError::generic(format!("Device '{name}' is locked and force was not specified, wait for tray to open and try again"))
-        }
+        MediaError::Locked => QmpError::generic(format!(
+            "Device '{name}' is locked and force was not specified, wait for tray to open and try again"
+        )),
         MediaError::NotRemovable => QmpError::generic(format!("Device '{name}' is not removable")),
         other => QmpError::generic(format!("Device '{name}': {other}")),
     }
@@ -104,7 +111,10 @@ impl BlockCommands {
             .map(|(i, (a, s))| Drive {
                 attachment: a.clone(),
                 stats: s.clone(),
-                qdev: a.device_id.clone().unwrap_or_else(|| format!("/machine/unattached/device[{}]", 20 + a.channel * 2 + a.unit)),
+                qdev: a
+                    .device_id
+                    .clone()
+                    .unwrap_or_else(|| format!("/machine/unattached/device[{}]", 20 + a.channel * 2 + a.unit)),
                 node_name: format!("#block{}", 100 + i * 100),
             })
             .collect();
@@ -117,7 +127,14 @@ impl BlockCommands {
         let names: Vec<(usize, usize, String, String)> = self
             .drives
             .iter()
-            .map(|d| (d.attachment.channel as usize, d.attachment.unit as usize, d.attachment.drive_id.clone(), d.qdev.clone()))
+            .map(|d| {
+                (
+                    d.attachment.channel as usize,
+                    d.attachment.unit as usize,
+                    d.attachment.drive_id.clone(),
+                    d.qdev.clone(),
+                )
+            })
             .collect();
         let events = self.events.clone();
         ide.set_tray_listener(Arc::new(move |m| {
@@ -147,7 +164,9 @@ impl BlockCommands {
         let id = args.opt_str("id")?;
         let device = args.opt_str("device")?;
         let (name, found) = match (id, device) {
-            (Some(id), None) => (id, self.drives.iter().find(|d| d.attachment.device_id.as_deref() == Some(id) || d.qdev == id)),
+            (Some(id), None) => {
+                (id, self.drives.iter().find(|d| d.attachment.device_id.as_deref() == Some(id) || d.qdev == id))
+            }
             (None, Some(dev)) => (dev, self.drives.iter().find(|d| d.attachment.drive_id == dev)),
             (Some(_), Some(_)) => return Err(QmpError::generic("Cannot specify both 'device' and 'id'")),
             (None, None) => return Err(QmpError::generic("Need exactly one of 'device' and 'id'")),
@@ -162,18 +181,29 @@ impl BlockCommands {
         if d.attachment.media != DriveMedia::Cdrom {
             return Err(QmpError::generic(format!("Device '{name}' is not removable")));
         }
-        let ide = self.ide.lock().unwrap().clone().ok_or_else(|| QmpError::device_not_active(format!("Device '{name}' is not ready")))?;
+        let ide = self
+            .ide
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| QmpError::device_not_active(format!("Device '{name}' is not ready")))?;
         ide.cdrom(d.attachment.channel as usize, d.attachment.unit as usize)
             .ok_or_else(|| QmpError::generic(format!("Device '{name}' is not removable")))
     }
 
-    fn open_medium(&self, d: &Drive, fdsets: &FdSets, filename: &str, format: Option<&str>) -> Result<Arc<dyn BlockBackend>, QmpError> {
+    fn open_medium(
+        &self,
+        d: &Drive,
+        fdsets: &FdSets,
+        filename: &str,
+        format: Option<&str>,
+    ) -> Result<Arc<dyn BlockBackend>, QmpError> {
         match format {
             None | Some("raw") | Some("host_device") | Some("file") => {}
             Some(f) => {
                 return Err(QmpError::generic(format!(
-                    "Image format '{f}' of '{filename}' is not supported yet; convert it to raw (qemu-img convert -O raw)"
-                )))
+                "Image format '{f}' of '{filename}' is not supported yet; convert it to raw (qemu-img convert -O raw)"
+            )))
             }
         }
         let raw = if FdSets::is_fdset_path(filename) {
@@ -290,8 +320,14 @@ impl QmpHandler for BlockCommands {
                 let force = a.opt_bool("force")?.unwrap_or(false);
                 match a.opt_str("read-only-mode")? {
                     None | Some("retain") | Some("read-only") => {}
-                    Some("read-write") => return Err(QmpError::generic(format!("Device '{n}' is a CD-ROM; it cannot be read-write"))),
-                    Some(other) => return Err(QmpError::generic(format!("Parameter 'read-only-mode' does not accept value '{other}'"))),
+                    Some("read-write") => {
+                        return Err(QmpError::generic(format!("Device '{n}' is a CD-ROM; it cannot be read-write")))
+                    }
+                    Some(other) => {
+                        return Err(QmpError::generic(format!(
+                            "Parameter 'read-only-mode' does not accept value '{other}'"
+                        )))
+                    }
                 }
                 a.finish()?;
                 let cd = self.cdrom(d, &n)?;

@@ -25,7 +25,9 @@ impl Pty {
         let mut name = [0 as libc::c_char; 128];
         // SAFETY: grantpt/unlockpt take a valid master fd; ptsname_r writes at most `name.len()`
         // bytes (NUL-terminated) into the buffer we own.
-        let ok = unsafe { libc::grantpt(fd) == 0 && libc::unlockpt(fd) == 0 && libc::ptsname_r(fd, name.as_mut_ptr(), name.len()) == 0 };
+        let ok = unsafe {
+            libc::grantpt(fd) == 0 && libc::unlockpt(fd) == 0 && libc::ptsname_r(fd, name.as_mut_ptr(), name.len()) == 0
+        };
         if !ok {
             return Err(format!("cannot set up the pty: {}", io::Error::last_os_error()));
         }

@@ -8,10 +8,10 @@ use devices::storage::ide::IdeDriveConfig;
 
 use crate::block::{open_attachment, DriveStats};
 use crate::cli::{Config, DriveMedia, MachineKind, SerialBackend};
-use crate::pty::Pty;
 use crate::machine::{self, IdeDrives, StopReason};
 use crate::migration::qmp::MigrationCommands;
 use crate::monitor::{BlockCommands, MachineHooks};
+use crate::pty::Pty;
 use crate::qmp::{HandlerChain, QmpServer, QmpShared, RunState, RunStateCommands};
 
 /// One vCPU for query-cpus-fast: one socket, one core and one thread per vCPU.
@@ -58,17 +58,20 @@ impl Session {
         }
         let shared = QmpShared::new();
         let stats: Vec<Arc<DriveStats>> = cfg.ide.iter().map(|_| Arc::new(DriveStats::default())).collect();
-        let initial_media = cfg.ide.iter().zip(&stats).map(|(a, s)| open_attachment(a, s)).collect::<Result<Vec<_>, _>>()?;
+        let initial_media =
+            cfg.ide.iter().zip(&stats).map(|(a, s)| open_attachment(a, s)).collect::<Result<Vec<_>, _>>()?;
         let hooks = Arc::new(MachineHooks::new(cfg.start_paused));
         // With -incoming the VM waits for its state; `cont` then only arranges the start.
         let initial = if cfg.incoming_fd.is_some() { RunState::InMigrate } else { RunState::Prelaunch };
-        let runstate = Arc::new(RunStateCommands::new(initial, !cfg.start_paused, hooks.clone(), shared.events.clone()));
+        let runstate =
+            Arc::new(RunStateCommands::new(initial, !cfg.start_paused, hooks.clone(), shared.events.clone()));
         let migration = Arc::new(MigrationCommands::new(runstate.clone()));
         let block = Arc::new(BlockCommands::new(&cfg.ide, &stats, shared.events.clone()));
         let qmp = if cfg.qmp.is_empty() {
             None
         } else {
-            let handler = Arc::new(HandlerChain::new().with(runstate.clone()).with(block.clone()).with(migration.clone()));
+            let handler =
+                Arc::new(HandlerChain::new().with(runstate.clone()).with(block.clone()).with(migration.clone()));
             Some(QmpServer::start_with(cfg.qmp.clone(), handler, shared)?)
         };
         let chardevs = cfg
@@ -81,7 +84,9 @@ impl Session {
                     crate::cli::SerialBackend::Stdio => "stdio".into(),
                     crate::cli::SerialBackend::File(p) => format!("file:{}", p.display()),
                     crate::cli::SerialBackend::Null => "null".into(),
-                    crate::cli::SerialBackend::Pty => format!("pty:{}", ptys[i].as_ref().map(|p| p.slave_path.as_str()).unwrap_or("")),
+                    crate::cli::SerialBackend::Pty => {
+                        format!("pty:{}", ptys[i].as_ref().map(|p| p.slave_path.as_str()).unwrap_or(""))
+                    }
                 },
                 frontend_open: true,
             })
@@ -176,7 +181,8 @@ impl Session {
                 runstate.started();
             }
         };
-        let result = crate::xen_machine::run_on_xen(&self.cfg, domid, self.ide_drives(true), &self.ptys, &on_built, &stop);
+        let result =
+            crate::xen_machine::run_on_xen(&self.cfg, domid, self.ide_drives(true), &self.ptys, &on_built, &stop);
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = watcher.join();
         match result {
@@ -222,7 +228,9 @@ impl Session {
                 StopReason::PowerOff => {
                     self.runstate.guest_shutdown(self.cfg.no_shutdown);
                     if self.cfg.no_shutdown {
-                        log::info!("guest powered off; -no-shutdown keeps the device model running until 'quit' or a signal");
+                        log::info!(
+                            "guest powered off; -no-shutdown keeps the device model running until 'quit' or a signal"
+                        );
                         while !crate::signals::termination_requested() && !self.hooks.quit_requested() {
                             std::thread::sleep(std::time::Duration::from_millis(50));
                         }

@@ -11,7 +11,8 @@ extern "C" fn on_terminate(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc
 
 pub fn install() -> Result<(), String> {
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        vmm_sys_util::signal::register_signal_handler(sig, on_terminate).map_err(|e| format!("cannot install a handler for signal {sig}: {e}"))?;
+        vmm_sys_util::signal::register_signal_handler(sig, on_terminate)
+            .map_err(|e| format!("cannot install a handler for signal {sig}: {e}"))?;
     }
     Ok(())
 }

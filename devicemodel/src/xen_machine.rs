@@ -58,7 +58,8 @@ fn drop_privileges(cfg: &Config) -> Result<(), String> {
         };
         // SAFETY: plain syscalls on integers; their results are checked. Group first, since
         // dropping the user id first would forbid changing groups.
-        let ok = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0 };
+        let ok =
+            unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0 };
         if !ok {
             return Err(format!("-runas {user}: {}", std::io::Error::last_os_error()));
         }

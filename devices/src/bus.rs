@@ -79,7 +79,12 @@ impl RangeMap {
         // The nearest range starting at or below `last` is the only one that can overlap.
         if let Some((&b, r)) = self.ranges.range(..=last).next_back() {
             if b.saturating_add(r.len) > base {
-                return Err(BusError::Overlap { space, base, len, existing: format!("{} at {b:#x}+{:#x}", r.name, r.len) });
+                return Err(BusError::Overlap {
+                    space,
+                    base,
+                    len,
+                    existing: format!("{} at {b:#x}+{:#x}", r.name, r.len),
+                });
             }
         }
         self.ranges.insert(base, range);
@@ -135,11 +140,25 @@ impl IoBus {
     }
 
     /// Registers a fixed range for `device`.
-    pub fn insert(&self, space: AddressSpace, base: u64, len: u64, name: &str, device: SharedBusDevice) -> Result<(), BusError> {
-        if space == AddressSpace::Io && PCI_CONFIG_PORTS.start() < &base.saturating_add(len) && base <= *PCI_CONFIG_PORTS.end() {
+    pub fn insert(
+        &self,
+        space: AddressSpace,
+        base: u64,
+        len: u64,
+        name: &str,
+        device: SharedBusDevice,
+    ) -> Result<(), BusError> {
+        if space == AddressSpace::Io
+            && PCI_CONFIG_PORTS.start() < &base.saturating_add(len)
+            && base <= *PCI_CONFIG_PORTS.end()
+        {
             return Err(BusError::Overlap { space, base, len, existing: "PCI configuration ports 0xcf8-0xcff".into() });
         }
-        self.map(space).write().unwrap().insert(space, base, Range { len, name: name.to_string(), target: Target::Device(device) })
+        self.map(space).write().unwrap().insert(
+            space,
+            base,
+            Range { len, name: name.to_string(), target: Target::Device(device) },
+        )
     }
 
     /// Every fixed and BAR range currently registered, for backends that must announce them (Xen
@@ -183,9 +202,16 @@ impl IoBus {
             let space = space_of(new.space);
             let name = format!("{} BAR{}", change.address, change.index);
             let target = Target::PciBar { device: change.device.clone(), address: change.address, bar: change.index };
-            let refused = space == AddressSpace::Io && new.base <= *PCI_CONFIG_PORTS.end() && new.base.saturating_add(new.size) > *PCI_CONFIG_PORTS.start();
+            let refused = space == AddressSpace::Io
+                && new.base <= *PCI_CONFIG_PORTS.end()
+                && new.base.saturating_add(new.size) > *PCI_CONFIG_PORTS.start();
             let result = if refused {
-                Err(BusError::Overlap { space, base: new.base, len: new.size, existing: "PCI configuration ports".into() })
+                Err(BusError::Overlap {
+                    space,
+                    base: new.base,
+                    len: new.size,
+                    existing: "PCI configuration ports".into(),
+                })
             } else {
                 self.map(space).write().unwrap().insert(space, new.base, Range { len: new.size, name, target })
             };
@@ -206,7 +232,10 @@ impl IoBus {
     }
 
     /// Restores what [`IoBus::save_pci_host`] saved.
-    pub fn restore_pci_host(&self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
+    pub fn restore_pci_host(
+        &self,
+        r: &mut crate::snapshot::StateReader<'_>,
+    ) -> Result<(), crate::snapshot::StateError> {
         use crate::snapshot::Snapshot;
         self.pci.lock().unwrap().restore(r)
     }
@@ -223,7 +252,10 @@ impl IoBus {
         for space in [AddressSpace::Io, AddressSpace::Mmio] {
             for (&base, r) in self.map(space).read().unwrap().ranges.iter() {
                 if let Target::PciBar { address, bar, .. } = &r.target {
-                    mapped.insert((*address, *bar), crate::pci::BarRegion { index: *bar, space: space_of(space), base, size: r.len });
+                    mapped.insert(
+                        (*address, *bar),
+                        crate::pci::BarRegion { index: *bar, space: space_of(space), base, size: r.len },
+                    );
                 }
             }
         }
@@ -274,7 +306,9 @@ impl IoBus {
         };
         match target {
             Some((_, Target::Device(d))) => d.lock().unwrap().write(addr, data),
-            Some((base, Target::PciBar { device, bar, .. })) => device.lock().unwrap().bar_write(bar, addr - base, data),
+            Some((base, Target::PciBar { device, bar, .. })) => {
+                device.lock().unwrap().bar_write(bar, addr - base, data)
+            }
             None => crate::guest_unimp!("unclaimed {space:?} write {addr:#x}/{} = {data:02x?}", data.len()),
         }
     }

@@ -68,7 +68,14 @@ fn msix_table_and_enable_survive() {
     let make = || {
         let mut c = ConfigSpace::new(PciIds::default());
         c.declare_bar(1, BarKind::Memory32 { prefetchable: false }, 0x1000).unwrap();
-        let m = MsixCapability::new(&mut c, 3, MsixLocation { bar: 1, offset: 0 }, MsixLocation { bar: 1, offset: 0x800 }, sink.clone()).unwrap();
+        let m = MsixCapability::new(
+            &mut c,
+            3,
+            MsixLocation { bar: 1, offset: 0 },
+            MsixLocation { bar: 1, offset: 0x800 },
+            sink.clone(),
+        )
+        .unwrap();
         (c, m)
     };
     let (mut c, mut m) = make();
@@ -171,7 +178,13 @@ fn acpi_registers_sci_and_timer_survive() {
     drop(p2);
     let saved = save_to_vec(&*pm.lock().unwrap());
     hostile_payloads(
-        || piix4_pm::PmIo::new(Arc::new(DisconnectedLine), Arc::new(RecordingVmControl::default()), Arc::new(ManualClock::new(0))),
+        || {
+            piix4_pm::PmIo::new(
+                Arc::new(DisconnectedLine),
+                Arc::new(RecordingVmControl::default()),
+                Arc::new(ManualClock::new(0)),
+            )
+        },
         &saved,
     );
     hostile_payloads(|| make(Arc::new(DisconnectedLine), Arc::new(ManualClock::new(0))).1, &save_to_vec(&f));
@@ -223,7 +236,8 @@ fn serial_registers_and_fifo_survive() {
 
 #[test]
 fn i8042_command_byte_output_and_keyboard_survive() {
-    let make = || I8042::new(Arc::new(DisconnectedLine), Arc::new(DisconnectedLine), Arc::new(RecordingVmControl::default()));
+    let make =
+        || I8042::new(Arc::new(DisconnectedLine), Arc::new(DisconnectedLine), Arc::new(RecordingVmControl::default()));
     let mut a = make();
     a.write(0x64, &[0x60]);
     a.write(0x60, &[0x45]); // translate, sys, kbd int

@@ -152,7 +152,8 @@ pub struct XenPlatformPorts {
 
 /// Creates the PCI function and its fixed ports.
 pub fn new(host: Arc<dyn XenPlatformHost>) -> (Arc<Mutex<XenPlatformPci>>, Arc<Mutex<XenPlatformPorts>>) {
-    let state = Arc::new(Mutex::new(PlatformState { host, flags: 0, product: None, build: None, log_line: Vec::new() }));
+    let state =
+        Arc::new(Mutex::new(PlatformState { host, flags: 0, product: None, build: None, log_line: Vec::new() }));
     let mut config = ConfigSpace::new(PciIds {
         vendor_id: XEN_VENDOR_ID,
         device_id: XEN_PLATFORM_DEVICE_ID,
@@ -170,7 +171,10 @@ pub fn new(host: Arc<dyn XenPlatformHost>) -> (Arc<Mutex<XenPlatformPci>>, Arc<M
     let _ = config.declare_bar(1, BarKind::Memory32 { prefetchable: true }, BAR1_SIZE);
     // qemu-xen enables I/O and memory decoding from the start; the BARs decode once placed.
     config.set_u16(COMMAND, COMMAND_IO_SPACE | COMMAND_MEMORY_SPACE);
-    (Arc::new(Mutex::new(XenPlatformPci { config, state: state.clone() })), Arc::new(Mutex::new(XenPlatformPorts { state })))
+    (
+        Arc::new(Mutex::new(XenPlatformPci { config, state: state.clone() })),
+        Arc::new(Mutex::new(XenPlatformPorts { state })),
+    )
 }
 
 impl XenPlatformPci {
@@ -373,15 +377,25 @@ mod tests {
         bus.pio_write(0x10, &0x0102_0304u32.to_le_bytes());
         assert_eq!(inw(&bus, 0x10), MAGIC, "no driver is blacklisted");
         bus.pio_write(0x10, &(UNPLUG_ALL_DISKS | UNPLUG_ALL_NICS).to_le_bytes());
-        assert_eq!(*host.unplugs.lock().unwrap(), vec![UnplugRequest { disks: Some(DiskUnplug::All), nics: true, nvme: false }]);
+        assert_eq!(
+            *host.unplugs.lock().unwrap(),
+            vec![UnplugRequest { disks: Some(DiskUnplug::All), nics: true, nvme: false }]
+        );
         let p = pci.lock().unwrap();
         assert_eq!((p.driver_product(), p.driver_build()), (Some(3), Some(0x0102_0304)));
     }
 
     #[test]
     fn unplug_mask_bits() {
-        assert_eq!(UnplugRequest::from_mask(UNPLUG_AUX_IDE_DISKS), UnplugRequest { disks: Some(DiskUnplug::AuxIde), ..Default::default() });
-        assert_eq!(UnplugRequest::from_mask(UNPLUG_AUX_IDE_DISKS | UNPLUG_ALL_DISKS).disks, Some(DiskUnplug::All), "bit 0 overrides bit 2");
+        assert_eq!(
+            UnplugRequest::from_mask(UNPLUG_AUX_IDE_DISKS),
+            UnplugRequest { disks: Some(DiskUnplug::AuxIde), ..Default::default() }
+        );
+        assert_eq!(
+            UnplugRequest::from_mask(UNPLUG_AUX_IDE_DISKS | UNPLUG_ALL_DISKS).disks,
+            Some(DiskUnplug::All),
+            "bit 0 overrides bit 2"
+        );
         assert_eq!(UnplugRequest::from_mask(UNPLUG_NVME_DISKS), UnplugRequest { nvme: true, ..Default::default() });
         assert!(UnplugRequest::from_mask(0xfff0).is_empty());
         let host = Arc::new(RecordingHost::default());

@@ -74,22 +74,13 @@ impl AcpiConfig {
             return bad(format!("{} vCPUs; 1 to 254 are supported", self.cpus));
         }
         if self.pci_mmio_start >= self.pci_mmio_end {
-            return bad(format!(
-                "PCI MMIO window {:#x}..{:#x} is empty",
-                self.pci_mmio_start, self.pci_mmio_end
-            ));
+            return bad(format!("PCI MMIO window {:#x}..{:#x} is empty", self.pci_mmio_start, self.pci_mmio_end));
         }
         if self.sci_irq >= 16 || self.pirq_irqs.iter().any(|&irq| irq >= 16 || irq == 0) {
-            return bad(format!(
-                "SCI IRQ {} and PCI IRQs {:?} must be ISA IRQs 1-15",
-                self.sci_irq, self.pirq_irqs
-            ));
+            return bad(format!("SCI IRQ {} and PCI IRQs {:?} must be ISA IRQs 1-15", self.sci_irq, self.pirq_irqs));
         }
         if self.gpe0_len == 0 || self.gpe0_len & 1 != 0 {
-            return bad(format!(
-                "GPE0 block length {} must be even and non-zero",
-                self.gpe0_len
-            ));
+            return bad(format!("GPE0 block length {} must be even and non-zero", self.gpe0_len));
         }
         Ok(())
     }
@@ -159,13 +150,7 @@ fn to_bytes(table: &dyn Aml) -> Vec<u8> {
 }
 
 fn io_gas(port: u16, bytes: u8) -> GAS {
-    GAS::new(
-        GasSpace::SystemIo,
-        bytes * 8,
-        0,
-        AccessSize::Undefined,
-        u64::from(port),
-    )
+    GAS::new(GasSpace::SystemIo, bytes * 8, 0, AccessSize::Undefined, u64::from(port))
 }
 
 /// FADT (ACPI 6.5 5.2.9), revision 6.5, describing the PIIX4 fixed hardware.
@@ -212,13 +197,7 @@ fn build_fadt(cfg: &AcpiConfig, facs_addr: u64, dsdt_addr: u64) -> acpi_tables::
     f.p_lvl3_lat = NO_C3.into();
     f.century = RTC_CENTURY;
     f.iapc_boot_arch = (IAPC_LEGACY_DEVICES | IAPC_8042).into();
-    f.reset_reg = GAS::new(
-        GasSpace::SystemIo,
-        8,
-        0,
-        AccessSize::ByteAccess,
-        u64::from(cfg.reset_port),
-    );
+    f.reset_reg = GAS::new(GasSpace::SystemIo, 8, 0, AccessSize::ByteAccess, u64::from(cfg.reset_port));
     f.reset_value = cfg.reset_value;
     f.x_pm1a_evt_blk = io_gas(pm1a_evt, PM1_EVT_LEN);
     f.x_pm1a_cnt_blk = io_gas(pm1a_cnt, PM1_CNT_LEN);
@@ -311,13 +290,8 @@ fn build_dsdt(cfg: &AcpiConfig) -> Sdt {
     let io_low = aml::AddressSpace::<u16>::new_io(0, 0x0cf7, None);
     let io_cfg = aml::IO::new(0x0cf8, 0x0cf8, 1, 8);
     let io_high = aml::AddressSpace::<u16>::new_io(0x0d00, 0xffff, None);
-    let vga = aml::AddressSpace::<u32>::new_memory(
-        aml::AddressSpaceCacheable::Cacheable,
-        true,
-        0xa_0000,
-        0xb_ffff,
-        None,
-    );
+    let vga =
+        aml::AddressSpace::<u32>::new_memory(aml::AddressSpaceCacheable::Cacheable, true, 0xa_0000, 0xb_ffff, None);
     let mmio_last = cfg.pci_mmio_end - 1;
     let mmio32;
     let mmio64;
@@ -362,12 +336,7 @@ fn build_dsdt(cfg: &AcpiConfig) -> Sdt {
     let kbd_irq = aml::Interrupt::new(true, true, false, false, 1);
     let com1 = RawAml(isa_device("COM1", "PNP0501", 1, &[&com1_io, &com1_irq]));
     let rtc = RawAml(isa_device("RTC_", "PNP0B00", 0, &[&rtc_io, &rtc_irq]));
-    let kbd = RawAml(isa_device(
-        "KBD_",
-        "PNP0303",
-        0,
-        &[&kbd_data, &kbd_cmd, &kbd_irq],
-    ));
+    let kbd = RawAml(isa_device("KBD_", "PNP0303", 0, &[&kbd_data, &kbd_cmd, &kbd_irq]));
 
     let pci0 = RawAml(to_bytes(&aml::Device::new(
         "PCI0".into(),
@@ -384,10 +353,7 @@ fn build_dsdt(cfg: &AcpiConfig) -> Sdt {
     )));
     let sb = aml::Scope::new("\\_SB_".into(), vec![&pci0]);
     // \_S5: SLP_TYP 0 for PM1a and PM1b (PIIX4 encodes soft-off as sleep type 0).
-    let s5 = aml::Name::new(
-        "\\_S5_".into(),
-        &aml::Package::new(vec![&aml::ZERO, &aml::ZERO, &aml::ZERO, &aml::ZERO]),
-    );
+    let s5 = aml::Name::new("\\_S5_".into(), &aml::Package::new(vec![&aml::ZERO, &aml::ZERO, &aml::ZERO, &aml::ZERO]));
 
     let mut dsdt = Sdt::new(*b"DSDT", 36, 2, OEM_ID, *b"RDM DSDT", OEM_REVISION);
     dsdt.append_slice(&to_bytes(&sb));
@@ -411,12 +377,7 @@ mod tests {
         let len = u32_at(&header, 4) as usize;
         assert!(len >= 36);
         let bytes = read(mem, addr, len);
-        assert_eq!(
-            sum(&bytes),
-            0,
-            "{} checksum",
-            String::from_utf8_lossy(signature)
-        );
+        assert_eq!(sum(&bytes), 0, "{} checksum", String::from_utf8_lossy(signature));
         bytes
     }
 
@@ -449,11 +410,7 @@ mod tests {
         let madt = table(&mem, entries[1], b"APIC");
 
         let facs_addr = u64_at(&fadt, 132);
-        assert_eq!(
-            u64::from(u32_at(&fadt, 36)),
-            facs_addr,
-            "FIRMWARE_CTRL == X_FIRMWARE_CTRL"
-        );
+        assert_eq!(u64::from(u32_at(&fadt, 36)), facs_addr, "FIRMWARE_CTRL == X_FIRMWARE_CTRL");
         let facs = read(&mem, facs_addr, 64);
         let dsdt_addr = u64_at(&fadt, 140);
         assert_eq!(u64::from(u32_at(&fadt, 40)), dsdt_addr, "DSDT == X_DSDT");
@@ -463,13 +420,7 @@ mod tests {
         for addr in entries.iter().copied().chain([facs_addr, dsdt_addr]) {
             assert!((0xe0000..0x100000).contains(&addr));
         }
-        Tables {
-            fadt,
-            madt,
-            dsdt,
-            facs_addr,
-            facs,
-        }
+        Tables { fadt, madt, dsdt, facs_addr, facs }
     }
 
     #[test]
@@ -507,13 +458,7 @@ mod tests {
 
     #[test]
     fn fadt_follows_the_config() {
-        let cfg = AcpiConfig {
-            pm_base: 0x600,
-            sci_irq: 11,
-            reset_port: 0x92,
-            reset_value: 1,
-            ..Default::default()
-        };
+        let cfg = AcpiConfig { pm_base: 0x600, sci_irq: 11, reset_port: 0x92, reset_value: 1, ..Default::default() };
         let f = write_and_parse(&cfg).fadt;
         assert_eq!(u32_at(&f, 64), 0x604);
         assert_eq!(u16_at(&f, 46), 11);
@@ -537,10 +482,7 @@ mod tests {
     #[test]
     fn madt_lists_every_cpu_the_ioapic_and_overrides() {
         for cpus in [1u8, 4, 64] {
-            let cfg = AcpiConfig {
-                cpus,
-                ..Default::default()
-            };
+            let cfg = AcpiConfig { cpus, ..Default::default() };
             let madt = write_and_parse(&cfg).madt;
             assert_eq!(u32_at(&madt, 36), 0xfee0_0000);
             assert_eq!(u32_at(&madt, 40) & 1, 1, "PCAT_COMPAT");
@@ -557,15 +499,9 @@ mod tests {
             assert_eq!(u32_at(&ioapics[0].1, 4), 0xfec0_0000);
             assert_eq!(u32_at(&ioapics[0].1, 8), 0);
             // Overrides: IRQ0->GSI2, IRQ9, IRQ10, IRQ11.
-            let isos: Vec<(u8, u32, u16)> = entries
-                .iter()
-                .filter(|e| e.0 == 2)
-                .map(|(_, b)| (b[3], u32_at(b, 4), u16_at(b, 8)))
-                .collect();
-            assert_eq!(
-                isos,
-                vec![(0, 2, 0x5), (9, 9, 0xd), (10, 10, 0xd), (11, 11, 0xd)]
-            );
+            let isos: Vec<(u8, u32, u16)> =
+                entries.iter().filter(|e| e.0 == 2).map(|(_, b)| (b[3], u32_at(b, 4), u16_at(b, 8))).collect();
+            assert_eq!(isos, vec![(0, 2, 0x5), (9, 9, 0xd), (10, 10, 0xd), (11, 11, 0xd)]);
             assert_eq!(entries.iter().filter(|e| e.0 == 4).count(), 1, "LAPIC NMI");
             assert_eq!(entries.len(), cpus as usize + 6);
         }
@@ -573,10 +509,7 @@ mod tests {
 
     #[test]
     fn madt_does_not_repeat_the_sci_override_for_a_pci_irq() {
-        let cfg = AcpiConfig {
-            pirq_irqs: [9, 9, 9, 9],
-            ..Default::default()
-        };
+        let cfg = AcpiConfig { pirq_irqs: [9, 9, 9, 9], ..Default::default() };
         let madt = write_and_parse(&cfg).madt;
         let isos = madt_entries(&madt).iter().filter(|e| e.0 == 2).count();
         assert_eq!(isos, 2);
@@ -592,10 +525,7 @@ mod tests {
         let d = &t.dsdt;
         assert_eq!(d[8], 2, "DSDT revision 2 (64-bit integers)");
         // \_S5_ = Package(4) {0, 0, 0, 0}: NameOp '\' "_S5_" PackageOp len 4 Zero*4
-        assert!(contains(
-            d,
-            &[0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0, 0, 0, 0]
-        ));
+        assert!(contains(d, &[0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0, 0, 0, 0]));
         assert!(contains(d, b"PCI0"));
         assert!(contains(d, b"_PRT"));
         // PNP0A03 as an EISA id.
@@ -615,11 +545,7 @@ mod tests {
         let mut out = Vec::new();
         let mut i = 0;
         while i + 8 < dsdt.len() {
-            if dsdt[i] == 0x12
-                && dsdt[i + 2] == 0x04
-                && dsdt[i + 3] == 0x0c
-                && u16_at(dsdt, i + 4) == 0xffff
-            {
+            if dsdt[i] == 0x12 && dsdt[i + 2] == 0x04 && dsdt[i + 3] == 0x0c && u16_at(dsdt, i + 4) == 0xffff {
                 let addr = u32_at(dsdt, i + 4);
                 let mut j = i + 8;
                 let mut int = || {
@@ -647,10 +573,7 @@ mod tests {
 
     #[test]
     fn prt_follows_the_piix3_swizzle() {
-        let cfg = AcpiConfig {
-            pirq_irqs: [5, 10, 11, 14],
-            ..Default::default()
-        };
+        let cfg = AcpiConfig { pirq_irqs: [5, 10, 11, 14], ..Default::default() };
         let t = write_and_parse(&cfg);
         let prt = prt_entries(&t.dsdt);
         assert_eq!(prt.len(), 31 * 4);
@@ -664,23 +587,10 @@ mod tests {
     fn refuses_configs_it_cannot_describe() {
         let mem = guest_mem(16 << 20);
         for cfg in [
-            AcpiConfig {
-                cpus: 0,
-                ..Default::default()
-            },
-            AcpiConfig {
-                cpus: 255,
-                ..Default::default()
-            },
-            AcpiConfig {
-                pci_mmio_start: 0xf000_0000,
-                pci_mmio_end: 0xe000_0000,
-                ..Default::default()
-            },
-            AcpiConfig {
-                pirq_irqs: [10, 10, 16, 11],
-                ..Default::default()
-            },
+            AcpiConfig { cpus: 0, ..Default::default() },
+            AcpiConfig { cpus: 255, ..Default::default() },
+            AcpiConfig { pci_mmio_start: 0xf000_0000, pci_mmio_end: 0xe000_0000, ..Default::default() },
+            AcpiConfig { pirq_irqs: [10, 10, 16, 11], ..Default::default() },
         ] {
             let err = write_acpi_tables(&mem, &cfg).unwrap_err();
             assert!(matches!(err, Error::AcpiConfig(_)), "{err}");
@@ -689,13 +599,7 @@ mod tests {
 
     #[test]
     fn many_cpus_still_fit() {
-        let t = write_and_parse(&AcpiConfig {
-            cpus: 254,
-            ..Default::default()
-        });
-        assert_eq!(
-            madt_entries(&t.madt).iter().filter(|e| e.0 == 0).count(),
-            254
-        );
+        let t = write_and_parse(&AcpiConfig { cpus: 254, ..Default::default() });
+        assert_eq!(madt_entries(&t.madt).iter().filter(|e| e.0 == 0).count(), 254);
     }
 }

@@ -19,18 +19,12 @@ pub const ISA_BIOS_END: u64 = 0x10_0000;
 /// shows the *last* `len` bytes of the image: first the whole image ending at 4 GiB, then its
 /// mirror ending at 1 MiB.
 pub fn bios_regions(image_len: usize) -> Result<Vec<(u64, u64)>, Error> {
-    if image_len == 0
-        || image_len & (BIOS_IMAGE_ALIGN - 1) != 0
-        || image_len as u64 > layout::BIOS_ROM_MAX_SIZE
-    {
+    if image_len == 0 || image_len & (BIOS_IMAGE_ALIGN - 1) != 0 || image_len as u64 > layout::BIOS_ROM_MAX_SIZE {
         return Err(Error::BiosImageSize { len: image_len });
     }
     let len = image_len as u64;
     let isa_len = image_len.min(ISA_BIOS_MAX_SIZE) as u64;
-    Ok(vec![
-        (layout::BIOS_ROM_END - len, len),
-        (ISA_BIOS_END - isa_len, isa_len),
-    ])
+    Ok(vec![(layout::BIOS_ROM_END - len, len), (ISA_BIOS_END - isa_len, isa_len)])
 }
 
 #[cfg(test)]

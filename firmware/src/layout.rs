@@ -111,11 +111,7 @@ pub fn e820_map(ram_size: u64) -> Vec<E820Entry> {
     let mut map = Vec::with_capacity(5);
     let mut push = |addr: u64, end: u64, kind: E820Kind| {
         if end > addr {
-            map.push(E820Entry {
-                addr,
-                size: end - addr,
-                kind,
-            });
+            map.push(E820Entry { addr, size: end - addr, kind });
         }
     };
     let low_end = low_ram_end(ram_size);
@@ -123,11 +119,7 @@ pub fn e820_map(ram_size: u64) -> Vec<E820Entry> {
     push(EBDA_START, CONVENTIONAL_MEMORY_END, E820Kind::Reserved);
     push(ACPI_TABLES_START, ACPI_TABLES_END, E820Kind::Reserved);
     push(HIGH_MEMORY_START, low_end, E820Kind::Ram);
-    push(
-        HIGH_RAM_START,
-        HIGH_RAM_START + (ram_size - low_end),
-        E820Kind::Ram,
-    );
+    push(HIGH_RAM_START, HIGH_RAM_START + (ram_size - low_end), E820Kind::Ram);
     map
 }
 
@@ -139,10 +131,7 @@ mod tests {
     const GIB: u64 = 1 << 30;
 
     fn ram_total(map: &[E820Entry]) -> u64 {
-        map.iter()
-            .filter(|e| e.kind == E820Kind::Ram)
-            .map(|e| e.size)
-            .sum()
+        map.iter().filter(|e| e.kind == E820Kind::Ram).map(|e| e.size).sum()
     }
 
     fn assert_sorted_disjoint(map: &[E820Entry]) {
@@ -156,38 +145,10 @@ mod tests {
         let map = e820_map(256 * MIB);
         assert_sorted_disjoint(&map);
         assert_eq!(map.len(), 4);
-        assert_eq!(
-            map[0],
-            E820Entry {
-                addr: 0,
-                size: 0x9_fc00,
-                kind: E820Kind::Ram
-            }
-        );
-        assert_eq!(
-            map[1],
-            E820Entry {
-                addr: 0x9_fc00,
-                size: 0x400,
-                kind: E820Kind::Reserved
-            }
-        );
-        assert_eq!(
-            map[2],
-            E820Entry {
-                addr: 0xe_0000,
-                size: 0x2_0000,
-                kind: E820Kind::Reserved
-            }
-        );
-        assert_eq!(
-            map[3],
-            E820Entry {
-                addr: MIB,
-                size: 255 * MIB,
-                kind: E820Kind::Ram
-            }
-        );
+        assert_eq!(map[0], E820Entry { addr: 0, size: 0x9_fc00, kind: E820Kind::Ram });
+        assert_eq!(map[1], E820Entry { addr: 0x9_fc00, size: 0x400, kind: E820Kind::Reserved });
+        assert_eq!(map[2], E820Entry { addr: 0xe_0000, size: 0x2_0000, kind: E820Kind::Reserved });
+        assert_eq!(map[3], E820Entry { addr: MIB, size: 255 * MIB, kind: E820Kind::Ram });
         // Everything but the legacy first MiB is usable.
         assert_eq!(ram_total(&map), 256 * MIB - (MIB - 0x9_fc00));
         assert_eq!(ram_regions(256 * MIB), vec![(0, 256 * MIB)]);
@@ -198,31 +159,12 @@ mod tests {
         let map = e820_map(5 * GIB);
         assert_sorted_disjoint(&map);
         assert_eq!(map.len(), 5);
-        assert_eq!(
-            map[3],
-            E820Entry {
-                addr: MIB,
-                size: 0xe000_0000 - MIB,
-                kind: E820Kind::Ram
-            }
-        );
+        assert_eq!(map[3], E820Entry { addr: MIB, size: 0xe000_0000 - MIB, kind: E820Kind::Ram });
         let above = 5 * GIB - 0xe000_0000;
-        assert_eq!(
-            map[4],
-            E820Entry {
-                addr: 4 * GIB,
-                size: above,
-                kind: E820Kind::Ram
-            }
-        );
+        assert_eq!(map[4], E820Entry { addr: 4 * GIB, size: above, kind: E820Kind::Ram });
         // No RAM inside the PCI hole.
-        assert!(map
-            .iter()
-            .all(|e| e.addr + e.size <= PCI_HOLE_START || e.addr >= 4 * GIB));
-        assert_eq!(
-            ram_regions(5 * GIB),
-            vec![(0, 0xe000_0000), (4 * GIB, above)]
-        );
+        assert!(map.iter().all(|e| e.addr + e.size <= PCI_HOLE_START || e.addr >= 4 * GIB));
+        assert_eq!(ram_regions(5 * GIB), vec![(0, 0xe000_0000), (4 * GIB, above)]);
         let total: u64 = ram_regions(5 * GIB).iter().map(|r| r.1).sum();
         assert_eq!(total, 5 * GIB);
     }
@@ -249,12 +191,7 @@ mod tests {
         ];
         areas.sort();
         for w in areas.windows(2) {
-            assert!(
-                w[0].0 + w[0].1 <= w[1].0,
-                "{:#x?} overlaps {:#x?}",
-                w[0],
-                w[1]
-            );
+            assert!(w[0].0 + w[0].1 <= w[1].0, "{:#x?} overlaps {:#x?}", w[0], w[1]);
         }
         let last = areas.last().unwrap();
         assert!(last.0 + last.1 <= EBDA_START);

@@ -19,20 +19,13 @@ pub type GuestMem = vm_memory::GuestMemoryMmap<vm_memory::bitmap::AtomicBitmap>;
 #[derive(Debug)]
 pub enum Error {
     /// Writing a boot structure into guest memory failed (usually: guest RAM too small).
-    GuestMemory {
-        what: &'static str,
-        addr: u64,
-        source: vm_memory::GuestMemoryError,
-    },
+    GuestMemory { what: &'static str, addr: u64, source: vm_memory::GuestMemoryError },
     /// The ACPI configuration cannot describe a valid machine.
     AcpiConfig(String),
     /// The ACPI tables do not fit into their reserved region.
     AcpiTablesTooLarge { size: u64, room: u64 },
     /// Reading the kernel image failed.
-    KernelRead {
-        path: String,
-        source: std::io::Error,
-    },
+    KernelRead { path: String, source: std::io::Error },
     /// The kernel image is in a format we cannot boot.
     UnknownKernelFormat { path: String },
     /// The kernel is an ELF image but cannot be booted through PVH.
@@ -40,19 +33,13 @@ pub enum Error {
     /// The bzImage's boot protocol lacks the 64-bit entry point.
     BzImageTooOld { path: String, version: u16 },
     /// linux-loader refused the image.
-    KernelLoad {
-        path: String,
-        source: linux_loader::loader::Error,
-    },
+    KernelLoad { path: String, source: linux_loader::loader::Error },
     /// The kernel command line is longer than the kernel (or our buffer) accepts.
     CmdlineTooLong { len: usize, max: usize },
     /// The kernel command line contains a NUL byte.
     CmdlineHasNul,
     /// Reading the initrd failed.
-    InitrdRead {
-        path: String,
-        source: std::io::Error,
-    },
+    InitrdRead { path: String, source: std::io::Error },
     /// The initrd does not fit between the kernel and the end of low RAM.
     InitrdTooLarge { path: String, size: u64, room: u64 },
     /// The guest has too little RAM for what was asked.
@@ -64,10 +51,9 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::GuestMemory { what, addr, source } => write!(
-                f,
-                "cannot write the {what} at guest address {addr:#x}: {source} (is guest RAM large enough?)"
-            ),
+            Error::GuestMemory { what, addr, source } => {
+                write!(f, "cannot write the {what} at guest address {addr:#x}: {source} (is guest RAM large enough?)")
+            }
             Error::AcpiConfig(msg) => write!(f, "invalid ACPI configuration: {msg}"),
             Error::AcpiTablesTooLarge { size, room } => write!(
                 f,
@@ -76,10 +62,9 @@ impl fmt::Display for Error {
             Error::KernelRead { path, source } => {
                 write!(f, "cannot read kernel image {path}: {source}")
             }
-            Error::UnknownKernelFormat { path } => write!(
-                f,
-                "kernel image {path} is neither an ELF vmlinux with a PVH entry point nor a bzImage"
-            ),
+            Error::UnknownKernelFormat { path } => {
+                write!(f, "kernel image {path} is neither an ELF vmlinux with a PVH entry point nor a bzImage")
+            }
             Error::ElfNotBootable { path, reason } => {
                 write!(f, "kernel image {path} is an ELF file but cannot be booted: {reason}")
             }
@@ -97,10 +82,9 @@ impl fmt::Display for Error {
                      that guest RAM covers the addresses it loads at)"
                 )
             }
-            Error::CmdlineTooLong { len, max } => write!(
-                f,
-                "kernel command line is {len} bytes long but at most {max} bytes are accepted"
-            ),
+            Error::CmdlineTooLong { len, max } => {
+                write!(f, "kernel command line is {len} bytes long but at most {max} bytes are accepted")
+            }
             Error::CmdlineHasNul => write!(f, "kernel command line contains a NUL byte"),
             Error::InitrdRead { path, source } => {
                 write!(f, "cannot read initrd {path}: {source}")
@@ -110,14 +94,12 @@ impl fmt::Display for Error {
                 "initrd {path} is {size} bytes but only {room} bytes of low RAM are free above the \
                  kernel; give the guest more memory"
             ),
-            Error::RamTooSmall { ram_size, need } => write!(
-                f,
-                "guest RAM of {ram_size:#x} bytes is too small: at least {need:#x} bytes are needed"
-            ),
-            Error::BiosImageSize { len } => write!(
-                f,
-                "BIOS image is {len} bytes; it must be a non-empty multiple of 64 KiB and at most 16 MiB"
-            ),
+            Error::RamTooSmall { ram_size, need } => {
+                write!(f, "guest RAM of {ram_size:#x} bytes is too small: at least {need:#x} bytes are needed")
+            }
+            Error::BiosImageSize { len } => {
+                write!(f, "BIOS image is {len} bytes; it must be a non-empty multiple of 64 KiB and at most 16 MiB")
+            }
         }
     }
 }
@@ -134,15 +116,9 @@ impl std::error::Error for Error {
 }
 
 /// Writes `data` at `addr`, naming `what` in the error.
-pub(crate) fn write_guest(
-    mem: &GuestMem,
-    what: &'static str,
-    addr: u64,
-    data: &[u8],
-) -> Result<(), Error> {
+pub(crate) fn write_guest(mem: &GuestMem, what: &'static str, addr: u64, data: &[u8]) -> Result<(), Error> {
     use vm_memory::{Bytes, GuestAddress};
-    mem.write_slice(data, GuestAddress(addr))
-        .map_err(|source| Error::GuestMemory { what, addr, source })
+    mem.write_slice(data, GuestAddress(addr)).map_err(|source| Error::GuestMemory { what, addr, source })
 }
 
 #[cfg(test)]

@@ -124,25 +124,15 @@ impl CpuBootState {
     fn new(mode: CpuMode, rip: u64, rbx: u64, rsi: u64) -> Self {
         let (cr0, cr3, cr4, efer) = match mode {
             CpuMode::Protected32Flat => (X86_CR0_PE | X86_CR0_ET, 0, 0, 0),
-            CpuMode::Long64 => (
-                X86_CR0_PE | X86_CR0_ET | X86_CR0_PG,
-                layout::PML4_START,
-                X86_CR4_PAE,
-                EFER_LME | EFER_LMA,
-            ),
+            CpuMode::Long64 => {
+                (X86_CR0_PE | X86_CR0_ET | X86_CR0_PG, layout::PML4_START, X86_CR4_PAE, EFER_LME | EFER_LMA)
+            }
         };
         let (code, data) = Self::segments_for(mode);
         let tss = Self::tss_segment();
         // null, unused, code, data, TSS (low and high half: a long-mode TSS descriptor is 16
         // bytes; the upper half is zero for a TSS below 4 GiB).
-        let gdt_entries = vec![
-            0,
-            0,
-            code.descriptor(),
-            data.descriptor(),
-            tss.descriptor(),
-            0,
-        ];
+        let gdt_entries = vec![0, 0, code.descriptor(), data.descriptor(), tss.descriptor(), 0];
         CpuBootState {
             mode,
             rip,
@@ -268,10 +258,7 @@ fn file_path(file: &File) -> String {
 }
 
 fn detect_format(kernel: &mut File, path: &str) -> Result<KernelFormat, Error> {
-    let read_err = |source| Error::KernelRead {
-        path: path.to_string(),
-        source,
-    };
+    let read_err = |source| Error::KernelRead { path: path.to_string(), source };
     let mut head = [0u8; 0x206];
     kernel.seek(SeekFrom::Start(0)).map_err(read_err)?;
     let mut filled = 0;
@@ -297,9 +284,7 @@ fn detect_format(kernel: &mut File, path: &str) -> Result<KernelFormat, Error> {
     if head.len() >= 0x206 && &head[0x202..0x206] == b"HdrS" {
         return Ok(KernelFormat::BzImage);
     }
-    Err(Error::UnknownKernelFormat {
-        path: path.to_string(),
-    })
+    Err(Error::UnknownKernelFormat { path: path.to_string() })
 }
 
 /// Writes the NUL-terminated command line at [`layout::CMDLINE_START`]. `max` counts the NUL.
@@ -308,10 +293,7 @@ fn write_cmdline(mem: &GuestMem, cmdline: &str, max: usize) -> Result<(), Error>
         return Err(Error::CmdlineHasNul);
     }
     if cmdline.len() + 1 > max {
-        return Err(Error::CmdlineTooLong {
-            len: cmdline.len(),
-            max: max - 1,
-        });
+        return Err(Error::CmdlineTooLong { len: cmdline.len(), max: max - 1 });
     }
     let mut bytes = Vec::with_capacity(cmdline.len() + 1);
     bytes.extend_from_slice(cmdline.as_bytes());
@@ -321,43 +303,23 @@ fn write_cmdline(mem: &GuestMem, cmdline: &str, max: usize) -> Result<(), Error>
 
 /// Places the initrd as high as possible below `end` (exclusive), page aligned, not below
 /// `lowest`. Returns (guest address, size).
-fn load_initrd(
-    mem: &GuestMem,
-    initrd: &mut File,
-    lowest: u64,
-    end: u64,
-) -> Result<(u64, u64), Error> {
+fn load_initrd(mem: &GuestMem, initrd: &mut File, lowest: u64, end: u64) -> Result<(u64, u64), Error> {
     let path = file_path(initrd);
-    let read_err = |source| Error::InitrdRead {
-        path: path.clone(),
-        source,
-    };
+    let read_err = |source| Error::InitrdRead { path: path.clone(), source };
     let size = initrd.metadata().map_err(read_err)?.len();
     let lowest = lowest.next_multiple_of(PAGE_SIZE);
     let room = end.saturating_sub(lowest);
-    let too_large = || Error::InitrdTooLarge {
-        path: path.clone(),
-        size,
-        room,
-    };
+    let too_large = || Error::InitrdTooLarge { path: path.clone(), size, room };
     let addr = end.checked_sub(size).ok_or_else(too_large)? & !(PAGE_SIZE - 1);
     if addr < lowest {
         return Err(too_large());
     }
     initrd.seek(SeekFrom::Start(0)).map_err(read_err)?;
     use vm_memory::Bytes;
-    mem.read_exact_volatile_from(GuestAddress(addr), initrd, size as usize)
-        .map_err(|source| match source {
-            vm_memory::GuestMemoryError::IOError(e) => Error::InitrdRead {
-                path: path.clone(),
-                source: e,
-            },
-            source => Error::GuestMemory {
-                what: "initrd",
-                addr,
-                source,
-            },
-        })?;
+    mem.read_exact_volatile_from(GuestAddress(addr), initrd, size as usize).map_err(|source| match source {
+        vm_memory::GuestMemoryError::IOError(e) => Error::InitrdRead { path: path.clone(), source: e },
+        source => Error::GuestMemory { what: "initrd", addr, source },
+    })?;
     Ok((addr, size))
 }
 
@@ -370,16 +332,8 @@ fn load_pvh(
     ram_size: u64,
     rsdp: u64,
 ) -> Result<CpuBootState, Error> {
-    let loaded = Elf::load(
-        mem,
-        None,
-        kernel,
-        Some(GuestAddress(layout::HIGH_MEMORY_START)),
-    )
-    .map_err(|source| Error::KernelLoad {
-        path: path.to_string(),
-        source,
-    })?;
+    let loaded = Elf::load(mem, None, kernel, Some(GuestAddress(layout::HIGH_MEMORY_START)))
+        .map_err(|source| Error::KernelLoad { path: path.to_string(), source })?;
     let entry = match loaded.pvh_boot_cap {
         PvhBootCapability::PvhEntryPresent(addr) => addr.0,
         _ => {
@@ -394,12 +348,7 @@ fn load_pvh(
     write_cmdline(mem, cmdline, layout::CMDLINE_MAX_SIZE)?;
 
     let module = match initrd {
-        Some(file) => Some(load_initrd(
-            mem,
-            file,
-            loaded.kernel_end,
-            layout::low_ram_end(ram_size),
-        )?),
+        Some(file) => Some(load_initrd(mem, file, loaded.kernel_end, layout::low_ram_end(ram_size))?),
         None => None,
     };
 
@@ -429,11 +378,7 @@ fn load_pvh(
     info.extend_from_slice(&1u32.to_le_bytes()); // version
     info.extend_from_slice(&0u32.to_le_bytes()); // flags
     info.extend_from_slice(&u32::from(module.is_some()).to_le_bytes()); // nr_modules
-    let modlist = if module.is_some() {
-        layout::PVH_MODLIST_START
-    } else {
-        0
-    };
+    let modlist = if module.is_some() { layout::PVH_MODLIST_START } else { 0 };
     info.extend_from_slice(&modlist.to_le_bytes());
     info.extend_from_slice(&layout::CMDLINE_START.to_le_bytes());
     info.extend_from_slice(&rsdp.to_le_bytes());
@@ -457,59 +402,32 @@ fn load_bzimage(
     rsdp: u64,
 ) -> Result<CpuBootState, Error> {
     // A bzImage is loaded whole (minus its small real-mode setup) at 1 MiB.
-    let kernel_len = kernel
-        .metadata()
-        .map_err(|source| Error::KernelRead {
-            path: path.to_string(),
-            source,
-        })?
-        .len();
+    let kernel_len = kernel.metadata().map_err(|source| Error::KernelRead { path: path.to_string(), source })?.len();
     let need = layout::HIGH_MEMORY_START + kernel_len;
     if layout::low_ram_end(ram_size) < need {
         return Err(Error::RamTooSmall { ram_size, need });
     }
-    let loaded = BzImage::load(
-        mem,
-        None,
-        kernel,
-        Some(GuestAddress(layout::HIGH_MEMORY_START)),
-    )
-    .map_err(|source| Error::KernelLoad {
-        path: path.to_string(),
-        source,
-    })?;
+    let loaded = BzImage::load(mem, None, kernel, Some(GuestAddress(layout::HIGH_MEMORY_START)))
+        .map_err(|source| Error::KernelLoad { path: path.to_string(), source })?;
     let Some(mut hdr): Option<setup_header> = loaded.setup_header else {
-        return Err(Error::UnknownKernelFormat {
-            path: path.to_string(),
-        });
+        return Err(Error::UnknownKernelFormat { path: path.to_string() });
     };
     let version = hdr.version;
     let xloadflags = hdr.xloadflags;
     if version < 0x020c || xloadflags & XLF_KERNEL_64 == 0 {
-        return Err(Error::BzImageTooOld {
-            path: path.to_string(),
-            version,
-        });
+        return Err(Error::BzImageTooOld { path: path.to_string(), version });
     }
 
     // cmdline_size (protocol 2.06+) excludes the terminating NUL.
-    let cmdline_max = (hdr.cmdline_size as usize)
-        .saturating_add(1)
-        .min(layout::CMDLINE_MAX_SIZE);
+    let cmdline_max = (hdr.cmdline_size as usize).saturating_add(1).min(layout::CMDLINE_MAX_SIZE);
     write_cmdline(mem, cmdline, cmdline_max)?;
 
     let kernel_load = loaded.kernel_load.0;
     if let Some(file) = initrd {
-        let initrd_addr_max = if version >= 0x0203 {
-            hdr.initrd_addr_max
-        } else {
-            DEFAULT_INITRD_ADDR_MAX
-        };
+        let initrd_addr_max = if version >= 0x0203 { hdr.initrd_addr_max } else { DEFAULT_INITRD_ADDR_MAX };
         let end = layout::low_ram_end(ram_size).min(u64::from(initrd_addr_max) + 1);
         // Keep clear of the memory the kernel decompresses into (init_size, protocol 2.10+).
-        let lowest = loaded
-            .kernel_end
-            .max(kernel_load + u64::from(hdr.init_size));
+        let lowest = loaded.kernel_end.max(kernel_load + u64::from(hdr.init_size));
         let (addr, size) = load_initrd(mem, file, lowest, end)?;
         hdr.ramdisk_image = addr as u32;
         hdr.ramdisk_size = size as u32;
@@ -518,11 +436,7 @@ fn load_bzimage(
     hdr.type_of_loader = LOADER_TYPE_UNDEFINED;
     hdr.cmd_line_ptr = layout::CMDLINE_START as u32;
 
-    let mut params = boot_params {
-        hdr,
-        acpi_rsdp_addr: rsdp,
-        ..Default::default()
-    };
+    let mut params = boot_params { hdr, acpi_rsdp_addr: rsdp, ..Default::default() };
     let e820 = layout::e820_map(ram_size);
     for (slot, e) in params.e820_table.iter_mut().zip(&e820) {
         slot.addr = e.addr;
@@ -533,22 +447,14 @@ fn load_bzimage(
     write_guest(mem, "zero page", layout::ZERO_PAGE_START, params.as_slice())?;
 
     write_identity_page_tables(mem)?;
-    let state = CpuBootState::new(
-        CpuMode::Long64,
-        kernel_load + BZIMAGE_64BIT_ENTRY_OFFSET,
-        0,
-        layout::ZERO_PAGE_START,
-    );
+    let state =
+        CpuBootState::new(CpuMode::Long64, kernel_load + BZIMAGE_64BIT_ENTRY_OFFSET, 0, layout::ZERO_PAGE_START);
     write_gdt(mem, &state)?;
     Ok(state)
 }
 
 fn write_gdt(mem: &GuestMem, state: &CpuBootState) -> Result<(), Error> {
-    let bytes: Vec<u8> = state
-        .gdt_entries
-        .iter()
-        .flat_map(|e| e.to_le_bytes())
-        .collect();
+    let bytes: Vec<u8> = state.gdt_entries.iter().flat_map(|e| e.to_le_bytes()).collect();
     write_guest(mem, "boot GDT", state.gdt_base, &bytes)
 }
 
@@ -606,12 +512,7 @@ mod tests {
                 std::process::id(),
                 NEXT.fetch_add(1, Ordering::Relaxed)
             ));
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .unwrap();
+            let mut file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
             file.write_all(bytes).unwrap();
             TempFile { path, file }
         }
@@ -648,13 +549,7 @@ mod tests {
         put(&mut elf, 54, &56u16.to_le_bytes()); // e_phentsize
         put(&mut elf, 56, &2u16.to_le_bytes()); // e_phnum
 
-        let phdr = |elf: &mut Vec<u8>,
-                    idx: usize,
-                    p_type: u32,
-                    off: u64,
-                    paddr: u64,
-                    filesz: u64,
-                    memsz: u64| {
+        let phdr = |elf: &mut Vec<u8>, idx: usize, p_type: u32, off: u64, paddr: u64, filesz: u64, memsz: u64| {
             let base = 64 + idx * 56;
             put(elf, base, &p_type.to_le_bytes());
             put(elf, base + 8, &off.to_le_bytes());
@@ -664,15 +559,7 @@ mod tests {
             put(elf, base + 40, &memsz.to_le_bytes());
         };
         let len = payload.len() as u64;
-        phdr(
-            &mut elf,
-            0,
-            1,
-            ELF_SEGMENT_OFFSET as u64,
-            ELF_LOAD_ADDR,
-            len,
-            len + 0x1000,
-        );
+        phdr(&mut elf, 0, 1, ELF_SEGMENT_OFFSET as u64, ELF_LOAD_ADDR, len, len + 0x1000);
 
         // Notes at 0x200: first an unrelated note, then (optionally) the PVH one.
         let mut notes = Vec::new();
@@ -689,23 +576,13 @@ mod tests {
             notes.extend_from_slice(&PVH_ENTRY.to_le_bytes());
         }
         put(&mut elf, 0x200, &notes);
-        phdr(
-            &mut elf,
-            1,
-            4,
-            0x200,
-            0,
-            notes.len() as u64,
-            notes.len() as u64,
-        );
+        phdr(&mut elf, 1, 4, 0x200, 0, notes.len() as u64, notes.len() as u64);
         put(&mut elf, ELF_SEGMENT_OFFSET, payload);
         elf
     }
 
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
-        (0..len)
-            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-            .collect()
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
     }
 
     #[test]
@@ -717,24 +594,14 @@ mod tests {
         let initrd_data = pattern(0x2345, 3);
         let mut initrd = TempFile::with_contents(&initrd_data);
 
-        let state = load_linux(
-            &mem,
-            &mut kernel.file,
-            Some(&mut initrd.file),
-            "console=ttyS0 root=/dev/ram0",
-            ram,
-            RSDP,
-        )
-        .unwrap();
+        let state =
+            load_linux(&mem, &mut kernel.file, Some(&mut initrd.file), "console=ttyS0 root=/dev/ram0", ram, RSDP)
+                .unwrap();
 
         assert_eq!(state.mode, CpuMode::Protected32Flat);
         assert_eq!(state.rip, u64::from(PVH_ENTRY));
         assert_eq!(state.rbx, layout::PVH_START_INFO);
-        assert_eq!(
-            state.cr0 & (X86_CR0_PE | X86_CR0_PG),
-            X86_CR0_PE,
-            "protected, no paging"
-        );
+        assert_eq!(state.cr0 & (X86_CR0_PE | X86_CR0_PG), X86_CR0_PE, "protected, no paging");
         assert_eq!((state.cr4, state.efer), (0, 0));
         assert_eq!(read(&mem, ELF_LOAD_ADDR, payload.len()), payload);
 
@@ -753,10 +620,7 @@ mod tests {
         assert_eq!(entries, e820.len());
         let memmap = read(&mem, memmap_paddr, entries * 24);
         for (raw, e) in memmap.chunks(24).zip(&e820) {
-            assert_eq!(
-                (u64_at(raw, 0), u64_at(raw, 8), u32_at(raw, 16)),
-                (e.addr, e.size, e.kind as u32)
-            );
+            assert_eq!((u64_at(raw, 0), u64_at(raw, 8), u32_at(raw, 16)), (e.addr, e.size, e.kind as u32));
         }
 
         let modlist = read(&mem, u64_at(&info, 16), 32);
@@ -853,23 +717,12 @@ mod tests {
         let initrd_data = pattern(0x1_0001, 1);
         let mut initrd = TempFile::with_contents(&initrd_data);
 
-        let state = load_linux(
-            &mem,
-            &mut kernel.file,
-            Some(&mut initrd.file),
-            "quiet",
-            ram,
-            RSDP,
-        )
-        .unwrap();
+        let state = load_linux(&mem, &mut kernel.file, Some(&mut initrd.file), "quiet", ram, RSDP).unwrap();
 
         assert_eq!(state.mode, CpuMode::Long64);
         assert_eq!(state.rip, 0x10_0200);
         assert_eq!(state.rsi, layout::ZERO_PAGE_START);
-        assert_eq!(
-            state.cr0 & (X86_CR0_PE | X86_CR0_PG),
-            X86_CR0_PE | X86_CR0_PG
-        );
+        assert_eq!(state.cr0 & (X86_CR0_PE | X86_CR0_PG), X86_CR0_PE | X86_CR0_PG);
         assert_ne!(state.cr4 & X86_CR4_PAE, 0);
         assert_eq!(state.efer & (EFER_LME | EFER_LMA), EFER_LME | EFER_LMA);
         assert_eq!(read(&mem, 0x10_0000, payload.len()), payload);
@@ -886,11 +739,7 @@ mod tests {
         for (i, e) in e820.iter().enumerate() {
             let off = 0x2d0 + i * 20;
             assert_eq!(
-                (
-                    u64_at(&zp, off),
-                    u64_at(&zp, off + 8),
-                    u32_at(&zp, off + 16)
-                ),
+                (u64_at(&zp, off), u64_at(&zp, off + 8), u32_at(&zp, off + 16)),
                 (e.addr, e.size, e.kind as u32)
             );
         }
@@ -900,22 +749,12 @@ mod tests {
         let ramdisk_size = u64::from(u32_at(&zp, 0x21c));
         assert_eq!(ramdisk_size, initrd_data.len() as u64);
         assert_eq!(ramdisk_image % 0x1000, 0);
-        assert!(
-            ramdisk_image >= 0x10_0000 + u64::from(INIT_SIZE),
-            "clear of decompression"
-        );
+        assert!(ramdisk_image >= 0x10_0000 + u64::from(INIT_SIZE), "clear of decompression");
         assert!(ramdisk_image + ramdisk_size <= ram);
         assert_eq!(read(&mem, ramdisk_image, initrd_data.len()), initrd_data);
 
         // Page tables identity-map the whole low 4 GiB, including the zero page and kernel.
-        for vaddr in [
-            0u64,
-            layout::ZERO_PAGE_START,
-            0x10_0200,
-            0x1234_5678,
-            0xfee0_0000,
-            0xffff_ffff,
-        ] {
+        for vaddr in [0u64, layout::ZERO_PAGE_START, 0x10_0200, 0x1234_5678, 0xfee0_0000, 0xffff_ffff] {
             assert_eq!(translate(&mem, state.cr3, vaddr), vaddr);
         }
 
@@ -933,22 +772,11 @@ mod tests {
         put(&mut img, 0x22c, &0x0fff_ffffu32.to_le_bytes()); // initrd below 256 MiB
         let mut kernel = TempFile::with_contents(&img);
         let mut initrd = TempFile::with_contents(&[0xab; 0x5000]);
-        load_linux(
-            &mem,
-            &mut kernel.file,
-            Some(&mut initrd.file),
-            "",
-            ram,
-            RSDP,
-        )
-        .unwrap();
+        load_linux(&mem, &mut kernel.file, Some(&mut initrd.file), "", ram, RSDP).unwrap();
         let zp = read(&mem, layout::ZERO_PAGE_START, 4096);
         let start = u64::from(u32_at(&zp, 0x218));
         assert!(start + 0x5000 <= 0x1000_0000, "{start:#x}");
-        assert!(
-            start >= 0x1000_0000 - 0x6000,
-            "placed as high as allowed: {start:#x}"
-        );
+        assert!(start >= 0x1000_0000 - 0x6000, "placed as high as allowed: {start:#x}");
     }
 
     #[test]
@@ -956,16 +784,7 @@ mod tests {
         let mem = guest_mem(64 * MIB);
         let mut kernel = TempFile::with_contents(&fake_bzimage(0x020a, 0, &[0; 0x200]));
         let err = load_linux(&mem, &mut kernel.file, None, "", 64 * MIB, RSDP).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::BzImageTooOld {
-                    version: 0x020a,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, Error::BzImageTooOld { version: 0x020a, .. }), "{err}");
         assert!(err.to_string().contains("2.10"), "{err}");
     }
 
@@ -975,16 +794,7 @@ mod tests {
         let mut kernel = TempFile::with_contents(&fake_bzimage(0x020f, XLF_KERNEL_64, &[0; 0x200]));
         let long = "x".repeat(2048);
         let err = load_linux(&mem, &mut kernel.file, None, &long, 64 * MIB, RSDP).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::CmdlineTooLong {
-                    len: 2048,
-                    max: 2047
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, Error::CmdlineTooLong { len: 2048, max: 2047 }), "{err}");
         let ok = "x".repeat(2047);
         load_linux(&mem, &mut kernel.file, None, &ok, 64 * MIB, RSDP).unwrap();
     }
@@ -1001,15 +811,7 @@ mod tests {
         let ram = 24 * MIB;
         let mem = guest_mem(ram);
         let mut initrd = TempFile::with_contents(&vec![1u8; 9 << 20]);
-        let err = load_linux(
-            &mem,
-            &mut kernel.file,
-            Some(&mut initrd.file),
-            "",
-            ram,
-            RSDP,
-        )
-        .unwrap_err();
+        let err = load_linux(&mem, &mut kernel.file, Some(&mut initrd.file), "", ram, RSDP).unwrap_err();
         assert!(matches!(err, Error::InitrdTooLarge { .. }), "{err}");
         assert!(err.to_string().contains("more memory"), "{err}");
     }
@@ -1021,10 +823,7 @@ mod tests {
         let big = vec![0u8; (3 * MIB / 2) as usize];
         let mut kernel = TempFile::with_contents(&fake_bzimage(0x020f, XLF_KERNEL_64, &big));
         let err = load_linux(&mem, &mut kernel.file, None, "", ram, RSDP).unwrap_err();
-        assert!(
-            matches!(err, Error::RamTooSmall { ram_size, .. } if ram_size == ram),
-            "{err}"
-        );
+        assert!(matches!(err, Error::RamTooSmall { ram_size, .. } if ram_size == ram), "{err}");
         let err = load_linux(&mem, &mut kernel.file, None, "", MIB, RSDP).unwrap_err();
         assert!(matches!(err, Error::RamTooSmall { .. }), "{err}");
     }
@@ -1048,10 +847,7 @@ mod tests {
         for state in [&long, &pvh] {
             let (c, d) = state.segments();
             for seg in [c, d, state.tss()] {
-                assert_eq!(
-                    state.gdt_entries[usize::from(seg.selector) / 8],
-                    seg.descriptor()
-                );
+                assert_eq!(state.gdt_entries[usize::from(seg.selector) / 8], seg.descriptor());
                 assert!(usize::from(seg.selector) + 7 <= usize::from(state.gdt_limit));
             }
             assert_eq!(state.gdt_entries[0], 0);

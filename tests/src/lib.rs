@@ -55,13 +55,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            timeout: DEFAULT_TIMEOUT,
-            cost: 1,
-            needs_qemu: false,
-            modules: Vec::new(),
-            guest_tools: Vec::new(),
-        }
+        Options { timeout: DEFAULT_TIMEOUT, cost: 1, needs_qemu: false, modules: Vec::new(), guest_tools: Vec::new() }
     }
 }
 
@@ -72,9 +66,7 @@ pub fn parse_options(text: &str) -> Result<Options, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| format!("line {}: expected key=value", n + 1))?;
+        let (k, v) = line.split_once('=').ok_or_else(|| format!("line {}: expected key=value", n + 1))?;
         let v = v.trim().trim_matches('"');
         let bad = |_| format!("line {}: bad value for {k}: {v:?}", n + 1);
         match k.trim() {
@@ -123,15 +115,11 @@ pub fn parse_expect(text: &str) -> Result<Vec<Expectation>, String> {
         }
         v.push(match word {
             "status" if rest == "nonzero" => Expectation::Status(Status::Nonzero),
-            "status" => {
-                Expectation::Status(Status::Code(rest.parse().map_err(|_| err("bad status"))?))
-            }
+            "status" => Expectation::Status(Status::Code(rest.parse().map_err(|_| err("bad status"))?)),
             "contains" => Expectation::Contains(rest.to_string()),
             "lacks" => Expectation::Lacks(rest.to_string()),
             "count" => {
-                let (k, t) = rest
-                    .split_once(' ')
-                    .ok_or_else(|| err("expected count N TEXT"))?;
+                let (k, t) = rest.split_once(' ').ok_or_else(|| err("expected count N TEXT"))?;
                 Expectation::Count(k.parse().map_err(|_| err("bad count"))?, t.to_string())
             }
             _ => return Err(err("unknown directive (status, contains, lacks, count)")),
@@ -152,11 +140,7 @@ pub struct Scenario {
 }
 
 pub fn load_scenario(dir: &Path) -> Result<Scenario, String> {
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or("bad scenario dir")?
-        .to_string();
+    let name = dir.file_name().and_then(|n| n.to_str()).ok_or("bad scenario dir")?.to_string();
     let read = |f: &str| fs::read_to_string(dir.join(f));
     let expect = parse_expect(&read("expect").map_err(|e| format!("{name}/expect: {e}"))?)
         .map_err(|e| format!("{name}/expect {e}"))?;
@@ -167,18 +151,10 @@ pub fn load_scenario(dir: &Path) -> Result<Scenario, String> {
     if dir.join("host.sh").is_file() && dir.join("cmdline").is_file() {
         return Err(format!("{name}: has both host.sh and cmdline"));
     }
-    if !dir.join("guest.sh").is_file()
-        && !dir.join("host.sh").is_file()
-        && !dir.join("cmdline").is_file()
-    {
+    if !dir.join("guest.sh").is_file() && !dir.join("host.sh").is_file() && !dir.join("cmdline").is_file() {
         return Err(format!("{name}: needs guest.sh, host.sh or cmdline"));
     }
-    Ok(Scenario {
-        name,
-        dir: dir.to_path_buf(),
-        options,
-        expect,
-    })
+    Ok(Scenario { name, dir: dir.to_path_buf(), options, expect })
 }
 
 pub fn discover(scenarios_dir: &Path) -> Result<Vec<Scenario>, String> {
@@ -224,11 +200,7 @@ pub fn split_log(log: &str) -> BTreeMap<String, ScenarioRun> {
             if let Some((name, run, _)) = cur.take() {
                 runs.insert(name, run);
             }
-            let name = body[i + 8..]
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_string();
+            let name = body[i + 8..].split_whitespace().next().unwrap_or("").to_string();
             cur = Some((name, ScenarioRun::default(), t));
             continue;
         }
@@ -236,16 +208,12 @@ pub fn split_log(log: &str) -> BTreeMap<String, ScenarioRun> {
             if let Some((name, mut run, t0)) = cur.take() {
                 let mut words = body[i + 6..].split_whitespace();
                 let end_name = words.next().unwrap_or("");
-                run.rc = words
-                    .find_map(|w| w.strip_prefix("rc="))
-                    .and_then(|r| r.parse().ok());
+                run.rc = words.find_map(|w| w.strip_prefix("rc=")).and_then(|r| r.parse().ok());
                 if let (Some(a), Some(b)) = (t0, t) {
                     run.seconds = Some(b - a);
                 }
                 if end_name != name {
-                    run.lines.push(format!(
-                        "harness: END marker for {end_name:?} inside {name:?}"
-                    ));
+                    run.lines.push(format!("harness: END marker for {end_name:?} inside {name:?}"));
                     run.rc = None;
                 }
                 runs.insert(name, run);
@@ -285,18 +253,10 @@ pub fn check(expect: &[Expectation], run: Option<&ScenarioRun>) -> Vec<String> {
     }
     for e in expect {
         match e {
-            Expectation::Status(Status::Code(c)) if rc != *c => {
-                f.push(format!("exit status {rc}, expected {c}"))
-            }
-            Expectation::Status(Status::Nonzero) if rc == 0 => {
-                f.push("exit status 0, expected nonzero".into())
-            }
-            Expectation::Contains(t) if count(t) == 0 => {
-                f.push(format!("missing line containing {t:?}"))
-            }
-            Expectation::Lacks(t) if count(t) > 0 => {
-                f.push(format!("unexpected line containing {t:?}"))
-            }
+            Expectation::Status(Status::Code(c)) if rc != *c => f.push(format!("exit status {rc}, expected {c}")),
+            Expectation::Status(Status::Nonzero) if rc == 0 => f.push("exit status 0, expected nonzero".into()),
+            Expectation::Contains(t) if count(t) == 0 => f.push(format!("missing line containing {t:?}")),
+            Expectation::Lacks(t) if count(t) > 0 => f.push(format!("unexpected line containing {t:?}")),
             Expectation::Count(n, t) if count(t) != *n => {
                 f.push(format!("{} lines contain {t:?}, expected {n}", count(t)))
             }
@@ -358,10 +318,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Config, String> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
         let dm = match std::env::var("DM").as_deref() {
             Err(_) | Ok("") | Ok("ours") => DeviceModel::Ours,
             Ok("qemu") => DeviceModel::Qemu,
@@ -370,12 +327,7 @@ impl Config {
         let only = std::env::var("SCENARIOS")
             .ok()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                s.split([' ', ','])
-                    .filter(|w| !w.is_empty())
-                    .map(String::from)
-                    .collect()
-            });
+            .map(|s| s.split([' ', ',']).filter(|w| !w.is_empty()).map(String::from).collect());
         let workers = match std::env::var("NESTED_WORKERS") {
             Ok(w) => w.parse().map_err(|_| format!("NESTED_WORKERS={w:?}"))?,
             Err(_) => 2,
@@ -386,22 +338,12 @@ impl Config {
             Some(o) if !o.is_empty() => root.join(o),
             _ => root.join("target/nested"),
         };
-        Ok(Config {
-            out,
-            root,
-            dm,
-            only,
-            workers,
-            l2_mem,
-        })
+        Ok(Config { out, root, dm, only, workers, l2_mem })
     }
 }
 
 fn sh(cmd: &mut Command, what: &str) -> Result<String, String> {
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("{what}: cannot run: {e}"))?;
+    let out = cmd.stderr(Stdio::inherit()).output().map_err(|e| format!("{what}: cannot run: {e}"))?;
     if !out.status.success() {
         return Err(format!("{what} failed ({})", out.status));
     }
@@ -409,10 +351,7 @@ fn sh(cmd: &mut Command, what: &str) -> Result<String, String> {
 }
 
 fn env_file(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().into(), v.trim().into()))
-        .collect()
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().into(), v.trim().into())).collect()
 }
 
 /// Progress on the real stderr: libtest captures `eprintln!` of the test threads, and the suite
@@ -444,23 +383,13 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
     }
     let mut timing = String::new();
 
-    progress(&format!(
-        "{} scenario(s), device model {}: setup, build, then L1 workers",
-        all.len(),
-        cfg.dm.name()
-    ));
+    progress(&format!("{} scenario(s), device model {}: setup, build, then L1 workers", all.len(), cfg.dm.name()));
     let t = Instant::now();
-    let setup = sh(
-        Command::new(tests.join("scripts/setup.sh")).stdout(Stdio::piped()),
-        "tests/scripts/setup.sh",
-    )?;
+    let setup = sh(Command::new(tests.join("scripts/setup.sh")).stdout(Stdio::piped()), "tests/scripts/setup.sh")?;
     let setup = env_file(&setup);
-    let vmlinuz = setup
-        .get("VMLINUZ")
-        .ok_or("setup.sh printed no VMLINUZ")?
-        .clone();
-    let qemu = which("qemu-system-x86_64")
-        .ok_or("qemu-system-x86_64 not found after setup.sh: nested tests cannot run")?;
+    let vmlinuz = setup.get("VMLINUZ").ok_or("setup.sh printed no VMLINUZ")?.clone();
+    let qemu =
+        which("qemu-system-x86_64").ok_or("qemu-system-x86_64 not found after setup.sh: nested tests cannot run")?;
     writeln!(timing, "setup {:.1}s", secs(t)).unwrap();
 
     let needs_qemu = cfg.dm == DeviceModel::Qemu || all.iter().any(|s| s.options.needs_qemu);
@@ -492,53 +421,31 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
         let cmd = l1_command(&qemu, &vmlinuz, &initrd, &cfg.l2_mem);
         let log = out.join(format!("worker-{w}/console.log"));
         let names: Vec<&str> = scen.iter().map(|s| s.name.as_str()).collect();
-        progress(&format!(
-            "worker {w}: {} (console: {})",
-            names.join(" "),
-            log.display()
-        ));
-        handles.push(thread::spawn(move || {
-            run_l1(w, cmd, &log, Duration::from_secs(limit))
-        }));
+        progress(&format!("worker {w}: {} (console: {})", names.join(" "), log.display()));
+        handles.push(thread::spawn(move || run_l1(w, cmd, &log, Duration::from_secs(limit))));
     }
     let mut logs = Vec::new();
     for (w, h) in handles.into_iter().enumerate() {
         let r = h.join().map_err(|_| "worker thread panicked".to_string())?;
         logs.push((w, r));
     }
-    writeln!(
-        timing,
-        "workers {:.1}s (in parallel: {})",
-        secs(t),
-        groups.len()
-    )
-    .unwrap();
+    writeln!(timing, "workers {:.1}s (in parallel: {})", secs(t), groups.len()).unwrap();
 
     let mut outcomes = BTreeMap::new();
     let mut table = String::new();
-    writeln!(
-        table,
-        "{:<24} {:>6} {:>4} {:>8}  worker",
-        "scenario", "result", "rc", "seconds"
-    )
-    .unwrap();
+    writeln!(table, "{:<24} {:>6} {:>4} {:>8}  worker", "scenario", "result", "rc", "seconds").unwrap();
     for (w, r) in &logs {
         let (text, l1_note) = match r {
             Ok((text, note)) => (text.clone(), note.clone()),
             Err(e) => (String::new(), Some(e.clone())),
         };
         let runs = split_log(&text);
-        let l2_ready = text
-            .lines()
-            .find(|l| l.contains("@@L2 ready"))
-            .and_then(|l| stamp(l).0);
+        let l2_ready = text.lines().find(|l| l.contains("@@L2 ready")).and_then(|l| stamp(l).0);
         writeln!(
             timing,
             "worker {w}: L2 ready at {}; {}",
             l2_ready.map_or("never".into(), |t| format!("{t:.1}s")),
-            l1_note
-                .clone()
-                .unwrap_or_else(|| "L1 exited normally".into())
+            l1_note.clone().unwrap_or_else(|| "L1 exited normally".into())
         )
         .unwrap();
         for &i in &groups[*w] {
@@ -547,10 +454,7 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
             let mut failures = check(&s.expect, run.as_ref());
             if !failures.is_empty() {
                 // L2-level trouble (kvm modules, /dev/kvm) is printed before any scenario.
-                for l in text
-                    .lines()
-                    .filter(|l| l.contains("@@L2 insmod") || l.contains("@@L2 no /dev/kvm"))
-                {
+                for l in text.lines().filter(|l| l.contains("@@L2 insmod") || l.contains("@@L2 no /dev/kvm")) {
                     failures.push(format!("worker {w}: {}", stamp(l).1));
                 }
                 if let Some(n) = &l1_note {
@@ -573,58 +477,26 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
                 "{:<24} {:>6} {:>4} {:>8}  {w}",
                 s.name,
                 if failures.is_empty() { "PASS" } else { "FAIL" },
-                run.as_ref()
-                    .and_then(|r| r.rc)
-                    .map_or("-".into(), |c| c.to_string()),
-                run.as_ref()
-                    .and_then(|r| r.seconds)
-                    .map_or("-".into(), |t| format!("{t:.1}")),
+                run.as_ref().and_then(|r| r.rc).map_or("-".into(), |c| c.to_string()),
+                run.as_ref().and_then(|r| r.seconds).map_or("-".into(), |t| format!("{t:.1}")),
             )
             .unwrap();
-            outcomes.insert(
-                s.name.clone(),
-                Outcome {
-                    worker: *w,
-                    failures,
-                    run,
-                    log_path,
-                },
-            );
+            outcomes.insert(s.name.clone(), Outcome { worker: *w, failures, run, log_path });
         }
     }
     writeln!(timing, "total {:.1}s", secs(t_all)).unwrap();
-    let summary = format!(
-        "nested suite, device model: {}\n{table}{timing}",
-        cfg.dm.name()
-    );
+    let summary = format!("nested suite, device model: {}\n{table}{timing}", cfg.dm.name());
     let _ = fs::write(results.join("summary.txt"), &summary);
-    progress(&format!(
-        "done; per-scenario logs in {}\n{summary}",
-        results.display()
-    ));
-    Ok(Report {
-        dm: cfg.dm,
-        outcomes,
-        summary,
-    })
+    progress(&format!("done; per-scenario logs in {}\n{summary}", results.display()));
+    Ok(Report { dm: cfg.dm, outcomes, summary })
 }
 
 fn which(prog: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(prog))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(prog)).find(|p| p.is_file())
 }
 
 /// Writes the worker's overlay (scenario dirs, list, DM choice) and concatenates the L2 image.
-fn prepare_worker(
-    out: &Path,
-    w: usize,
-    scen: &[Scenario],
-    dm: DeviceModel,
-    qemu: bool,
-) -> Result<PathBuf, String> {
+fn prepare_worker(out: &Path, w: usize, scen: &[Scenario], dm: DeviceModel, qemu: bool) -> Result<PathBuf, String> {
     let io = |e: std::io::Error| format!("worker {w} image: {e}");
     let wd = out.join(format!("worker-{w}"));
     let ov = wd.join("overlay");
@@ -696,15 +568,7 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 fn l1_command(qemu: &Path, vmlinuz: &str, initrd: &Path, mem: &str) -> Command {
     let mut c = Command::new(qemu);
     c.args(["-accel", "tcg", "-cpu", "max", "-m", mem, "-smp", "1"])
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-no-reboot",
-        ])
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"])
         .arg("-kernel")
         .arg(vmlinuz)
         .arg("-initrd")
@@ -715,12 +579,7 @@ fn l1_command(qemu: &Path, vmlinuz: &str, initrd: &Path, mem: &str) -> Command {
 
 /// Runs one L1 QEMU to completion or `limit`; returns its stamped console log and a note if it
 /// did not end normally. The log is also written to `log` as it arrives.
-fn run_l1(
-    w: usize,
-    mut cmd: Command,
-    log: &Path,
-    limit: Duration,
-) -> Result<(String, Option<String>), String> {
+fn run_l1(w: usize, mut cmd: Command, log: &Path, limit: Duration) -> Result<(String, Option<String>), String> {
     let t0 = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -735,16 +594,11 @@ fn run_l1(
         let mut text = String::new();
         let mut r = BufReader::new(stdout);
         let mut buf = Vec::new();
-        while r
-            .read_until(b'\n', &mut buf)
-            .map(|n| n > 0)
-            .unwrap_or(false)
-        {
+        while r.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
             let line = String::from_utf8_lossy(&buf);
             let line = line.trim_end_matches(['\n', '\r']).replace('\r', "");
             let l = format!("[{:7.2}] {line}\n", t0.elapsed().as_secs_f64());
-            if line.contains("@@END ") || line.contains("@@L2 ready") || line.contains("@@TIMEOUT ")
-            {
+            if line.contains("@@END ") || line.contains("@@L2 ready") || line.contains("@@TIMEOUT ") {
                 progress(&format!("worker {w}: {}", l.trim_end()));
             }
             let _ = file.write_all(l.as_bytes());
@@ -770,10 +624,7 @@ fn run_l1(
             Ok(None) if t0.elapsed() > limit => {
                 let _ = child.kill();
                 let _ = child.wait();
-                note = Some(format!(
-                    "L1 QEMU killed after {}s (host-side limit)",
-                    limit.as_secs()
-                ));
+                note = Some(format!("L1 QEMU killed after {}s (host-side limit)", limit.as_secs()));
                 break;
             }
             Ok(None) => thread::sleep(Duration::from_millis(100)),
@@ -805,11 +656,7 @@ pub fn assert_scenario(name: &str) {
         return;
     };
     if !o.failures.is_empty() {
-        let log = o
-            .run
-            .as_ref()
-            .map(|r| r.lines.join("\n"))
-            .unwrap_or_default();
+        let log = o.run.as_ref().map(|r| r.lines.join("\n")).unwrap_or_default();
         panic!(
             "scenario {name} FAILED (device model {}, worker {}):\n  - {}\n--- log ({}) ---\n{log}\n--- end of log ---",
             report.dm.name(),
@@ -854,11 +701,9 @@ mod tests {
     #[test]
     fn check_reports_each_unmet_expectation() {
         let runs = split_log(LOG);
-        let e = parse_expect("contains L3-SHELL-OK\nlacks panic\ncount 1 @@dm-exit\nstatus 0\n")
-            .unwrap();
+        let e = parse_expect("contains L3-SHELL-OK\nlacks panic\ncount 1 @@dm-exit\nstatus 0\n").unwrap();
         assert!(check(&e, runs.get("alpha")).is_empty());
-        let e = parse_expect("contains NOPE\nlacks SHELL\ncount 2 @@dm-exit\nstatus nonzero\n")
-            .unwrap();
+        let e = parse_expect("contains NOPE\nlacks SHELL\ncount 2 @@dm-exit\nstatus nonzero\n").unwrap();
         assert_eq!(check(&e, runs.get("alpha")).len(), 4);
         let e = parse_expect("contains x\n").unwrap();
         let f = check(&e, runs.get("beta"));
@@ -872,10 +717,7 @@ mod tests {
     fn parse_expect_defaults_status_zero_and_rejects_unknown() {
         assert_eq!(
             parse_expect("# c\ncontains a b\n").unwrap(),
-            vec![
-                Expectation::Contains("a b".into()),
-                Expectation::Status(Status::Code(0))
-            ]
+            vec![Expectation::Contains("a b".into()), Expectation::Status(Status::Code(0))]
         );
         assert!(parse_expect("contain x\n").is_err());
         assert!(parse_expect("count x y\n").is_err());
@@ -901,10 +743,7 @@ mod tests {
         let mk = |n: &str, cost| Scenario {
             name: n.into(),
             dir: PathBuf::new(),
-            options: Options {
-                cost,
-                ..Options::default()
-            },
+            options: Options { cost, ..Options::default() },
             expect: vec![],
         };
         let s = vec![mk("a", 1), mk("b", 3), mk("c", 1), mk("d", 1)];

@@ -125,8 +125,11 @@ fn assert_scenario(name: &str) {
 #[test]
 fn scenario_list_matches_the_tests() {
     let list = std::fs::read_to_string(root().join("tests/xen/scenarios/list")).expect("tests/xen/scenarios/list");
-    let listed: Vec<&str> =
-        list.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(|l| l.split_whitespace().next()).collect();
+    let listed: Vec<&str> = list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(listed, SCENARIOS, "tests/xen/scenarios/list and the tests in tests/tests/xen.rs differ");
 }
 

@@ -19,7 +19,7 @@ use devices::bus::{AddressSpace, BusDevice, IoBus};
 use devices::chipset::i440fx::I440fx;
 use devices::memory::TestMemory;
 use devices::pci::PciAddress;
-use ioreq::{service_slot, rep_span, RawIoreq, SlotOutcome, VecIoreqPage, STATE_IOREQ_READY, STATE_IORESP_READY};
+use ioreq::{rep_span, service_slot, RawIoreq, SlotOutcome, VecIoreqPage, STATE_IOREQ_READY, STATE_IORESP_READY};
 use libfuzzer_sys::fuzz_target;
 
 const RAM: usize = 64 * 1024;

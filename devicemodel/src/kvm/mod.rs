@@ -10,7 +10,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use devices::vm_control::{VmControl, VmRequest};
-use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY};
+use kvm_bindings::{
+    kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY,
+    KVM_PIT_SPEAKER_DUMMY,
+};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MmapRegion};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
@@ -182,7 +185,12 @@ impl KvmDirtyLog {
         let mut bitmaps = self
             .ram_slots
             .iter()
-            .map(|&(slot, gpa, len, _)| self.vm.get_dirty_log(slot, len as usize).map(|b| (gpa, b)).map_err(|e| format!("KVM_GET_DIRTY_LOG: {e}")))
+            .map(|&(slot, gpa, len, _)| {
+                self.vm
+                    .get_dirty_log(slot, len as usize)
+                    .map(|b| (gpa, b))
+                    .map_err(|e| format!("KVM_GET_DIRTY_LOG: {e}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         bitmaps.extend(crate::guest_ram::DeviceRam::new(self.ram.clone()).take_device_dirty_bitmaps());
         Ok(crate::migration::dirty::dirty_pages(&bitmaps))
@@ -194,10 +202,17 @@ impl crate::migration::dirty::DirtyLog for KvmDirtyLog {
     fn set_dirty_logging(&self, on: bool) -> Result<(), String> {
         for &(slot, gpa, len, host) in &self.ram_slots {
             let flags = if on { KVM_MEM_LOG_DIRTY_PAGES } else { 0 };
-            let region = kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: len, userspace_addr: host };
+            let region = kvm_userspace_memory_region {
+                slot,
+                flags,
+                guest_phys_addr: gpa,
+                memory_size: len,
+                userspace_addr: host,
+            };
             // SAFETY: the same live RAM mapping as when the slot was created (kept alive by
             // `self.ram`); only the flags change.
-            unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| format!("KVM dirty logging on slot {slot}: {e}"))?;
+            unsafe { self.vm.set_user_memory_region(region) }
+                .map_err(|e| format!("KVM dirty logging on slot {slot}: {e}"))?;
         }
         Ok(())
     }
@@ -226,7 +241,8 @@ pub struct KvmVm {
 
 impl KvmVm {
     pub fn new(ram: Arc<GuestRam>) -> Result<Self, String> {
-        let kvm = Kvm::new().map_err(|e| format!("cannot open /dev/kvm: {e} (is the kvm module loaded and /dev/kvm accessible?)"))?;
+        let kvm = Kvm::new()
+            .map_err(|e| format!("cannot open /dev/kvm: {e} (is the kvm module loaded and /dev/kvm accessible?)"))?;
         let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
         vm.set_tss_address(KVM_TSS_ADDRESS).map_err(|e| format!("KVM_SET_TSS_ADDR: {e}"))?;
         vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDRESS).map_err(|e| format!("KVM_SET_IDENTITY_MAP_ADDR: {e}"))?;
@@ -237,7 +253,13 @@ impl KvmVm {
         let regions: Vec<(u64, u64, u64)> = this
             .ram
             .iter()
-            .map(|r| (r.start_addr().0, r.len(), r.get_host_address(vm_memory::MemoryRegionAddress(0)).map(|p| p as u64).unwrap_or(0)))
+            .map(|r| {
+                (
+                    r.start_addr().0,
+                    r.len(),
+                    r.get_host_address(vm_memory::MemoryRegionAddress(0)).map(|p| p as u64).unwrap_or(0),
+                )
+            })
             .collect();
         for (gpa, len, host) in regions {
             let slot = this.map(gpa, len, host, 0)?;
@@ -252,10 +274,12 @@ impl KvmVm {
 
     fn map(&mut self, gpa: u64, len: u64, host: u64, flags: u32) -> Result<u32, String> {
         let slot = self.next_slot;
-        let region = kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: len, userspace_addr: host };
+        let region =
+            kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: len, userspace_addr: host };
         // SAFETY: `host..host+len` is a live mapping owned by `self.ram` or `self._roms`, both kept
         // alive as long as the VM (and so the memory slot) exists.
-        unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| format!("KVM_SET_USER_MEMORY_REGION {gpa:#x}+{len:#x}: {e}"))?;
+        unsafe { self.vm.set_user_memory_region(region) }
+            .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION {gpa:#x}+{len:#x}: {e}"))?;
         self.next_slot += 1;
         Ok(slot)
     }
@@ -279,9 +303,16 @@ impl KvmVm {
     }
 
     /// Creates the vCPUs, runs them until the machine stops, and returns why it stopped.
-    pub fn run(&self, machine: &Machine, control: Arc<RunControl>, boot: CpuStart, cpus: u8) -> Result<StopReason, MachineError> {
+    pub fn run(
+        &self,
+        machine: &Machine,
+        control: Arc<RunControl>,
+        boot: CpuStart,
+        cpus: u8,
+    ) -> Result<StopReason, MachineError> {
         extern "C" fn kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
-        register_signal_handler(SIGRTMIN(), kick).map_err(|e| MachineError(format!("cannot install the vCPU kick signal: {e}")))?;
+        register_signal_handler(SIGRTMIN(), kick)
+            .map_err(|e| MachineError(format!("cannot install the vCPU kick signal: {e}")))?;
         let base_cpuid = self
             .kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -291,7 +322,8 @@ impl KvmVm {
         for i in 0..cpus {
             let vcpu = self.vm.create_vcpu(i as u64).map_err(|e| MachineError(format!("KVM_CREATE_VCPU {i}: {e}")))?;
             let start = if i == 0 { boot.clone() } else { CpuStart::Reset };
-            cpu::setup(&vcpu, &cpu::cpuid_for(&base_cpuid, i, cpus, tsc_deadline), &start).map_err(|e| MachineError(format!("vCPU {i}: {e}")))?;
+            cpu::setup(&vcpu, &cpu::cpuid_for(&base_cpuid, i, cpus, tsc_deadline), &start)
+                .map_err(|e| MachineError(format!("vCPU {i}: {e}")))?;
             vcpus.push(vcpu);
         }
         let exiting = Arc::new(AtomicBool::new(false));
@@ -366,12 +398,13 @@ fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control:
                     control.stop(StopReason::Error(format!("vCPU {index} halted with interrupts disabled")));
                 }
                 VcpuExit::Intr => {}
-                VcpuExit::FailEntry(reason, cpu) => {
-                    control.stop(StopReason::Error(format!("vCPU {index}: KVM entry failed, reason {reason:#x} on cpu {cpu}")))
-                }
+                VcpuExit::FailEntry(reason, cpu) => control.stop(StopReason::Error(format!(
+                    "vCPU {index}: KVM entry failed, reason {reason:#x} on cpu {cpu}"
+                ))),
                 VcpuExit::InternalError => {
                     let regs = vcpu.get_regs().map(|r| format!("rip={:#x}", r.rip)).unwrap_or_default();
-                    control.stop(StopReason::Error(format!("vCPU {index}: KVM internal error (emulation failure) {regs}")))
+                    control
+                        .stop(StopReason::Error(format!("vCPU {index}: KVM internal error (emulation failure) {regs}")))
                 }
                 other => {
                     control.stop(StopReason::Error(format!("vCPU {index}: unexpected KVM exit {other:?}")));
@@ -390,9 +423,9 @@ fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control:
                 control.stop(StopReason::Error(format!("vCPU {index}: inconsistent port I/O exit at {port:#x}")));
                 continue;
             }
-            // SAFETY: `ptr..ptr+len` is the I/O data area inside this vCPU's kvm_run mapping,
-            // which lives as long as `vcpu`; no other reference to it exists now that the exit's
-            // borrow has ended, and KVM does not touch it until the next KVM_RUN.
+            // `ptr..ptr+len` is the I/O data area inside this vCPU's kvm_run mapping, which lives
+            // as long as `vcpu`; KVM does not touch it until the next KVM_RUN.
+            // SAFETY: in bounds of a live mapping, and the exit's borrow has ended (no alias).
             let data = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
             for access in data.chunks_exact_mut(size) {
                 if is_in {
@@ -412,9 +445,13 @@ fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control:
 pub fn load_bios(vm: &mut KvmVm, ram: &GuestRam, image: &[u8]) -> Result<(), String> {
     use vm_memory::Bytes;
     if image.is_empty() || image.len() % 0x10000 != 0 || image.len() > 16 << 20 {
-        return Err(format!("a BIOS image must be a multiple of 64 KiB and at most 16 MiB (this one is {} bytes)", image.len()));
+        return Err(format!(
+            "a BIOS image must be a multiple of 64 KiB and at most 16 MiB (this one is {} bytes)",
+            image.len()
+        ));
     }
     vm.map_rom((1u64 << 32) - image.len() as u64, image)?;
     let low = &image[image.len().saturating_sub(0x20000)..];
-    ram.write_slice(low, GuestAddress(0x10_0000 - low.len() as u64)).map_err(|e| format!("cannot copy the BIOS below 1 MiB: {e}"))
+    ram.write_slice(low, GuestAddress(0x10_0000 - low.len() as u64))
+        .map_err(|e| format!("cannot copy the BIOS below 1 MiB: {e}"))
 }

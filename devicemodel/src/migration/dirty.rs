@@ -57,7 +57,8 @@ mod tests {
 
     #[test]
     fn device_writes_and_vcpu_bitmaps_merge_into_one_page_list() {
-        let ram = Arc::new(GuestRam::from_ranges(&[(GuestAddress(0), 0xa0000), (GuestAddress(0x100000), 0x400000)]).unwrap());
+        let ram =
+            Arc::new(GuestRam::from_ranges(&[(GuestAddress(0), 0xa0000), (GuestAddress(0x100000), 0x400000)]).unwrap());
         let dev = DeviceRam::new(ram);
         // A device writes across a page boundary in the high region, and one byte low.
         dev.write(0x100000 + 0x41ffe, &[1, 2, 3, 4]).unwrap();

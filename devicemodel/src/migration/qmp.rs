@@ -14,7 +14,8 @@ use super::dirty::DirtyLog;
 use super::MachineDevices;
 use crate::qmp::{Args, CommandContext, FdSets, QmpError, QmpHandler, RunState, RunStateCommands};
 
-pub const MIGRATION_COMMANDS: [&str; 3] = ["xen-save-devices-state", "xen-load-devices-state", "xen-set-global-dirty-log"];
+pub const MIGRATION_COMMANDS: [&str; 3] =
+    ["xen-save-devices-state", "xen-load-devices-state", "xen-set-global-dirty-log"];
 
 /// The migration commands over the current machine.
 pub struct MigrationCommands {
@@ -22,7 +23,6 @@ pub struct MigrationCommands {
     machine: Mutex<Option<MachineDevices>>,
     dirty: Mutex<Option<Arc<dyn DirtyLog>>>,
 }
-
 
 impl MigrationCommands {
     pub fn new(runstate: Arc<RunStateCommands>) -> Self {

@@ -212,9 +212,14 @@ pub fn restore_devices(d: &MachineDevices, r: &mut impl Read) -> Result<(), Stri
     let i8042 = take(&mut sections, <devices::legacy::i8042::I8042 as Snapshot>::ID, 0)?;
     let port92 = take(&mut sections, <devices::legacy::reset::SystemControlPortA as Snapshot>::ID, 0)?;
     let reset_control = take(&mut sections, <devices::legacy::reset::ResetControl as Snapshot>::ID, 0)?;
-    let serials = (0..d.serials.len()).map(|i| take(&mut sections, <devices::legacy::serial::Serial as Snapshot>::ID, i as u32)).collect::<Result<Vec<_>, _>>()?;
+    let serials = (0..d.serials.len())
+        .map(|i| take(&mut sections, <devices::legacy::serial::Serial as Snapshot>::ID, i as u32))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(extra) = sections.first() {
-        return Err(format!("device state: section for device '{}' instance {} that this machine does not have", extra.id, extra.instance));
+        return Err(format!(
+            "device state: section for device '{}' instance {} that this machine does not have",
+            extra.id, extra.instance
+        ));
     }
 
     if host.version != devices::pci::PciRoot::VERSION {
@@ -290,7 +295,8 @@ pub(crate) mod tests {
     }
 
     fn config() -> Config {
-        let argv = ["-machine", "xenfv", "-xen-domid", "5", "-m", "128", "-serial", "null", "-serial", "null", "-nodefaults"];
+        let argv =
+            ["-machine", "xenfv", "-xen-domid", "5", "-m", "128", "-serial", "null", "-serial", "null", "-nodefaults"];
         match parse(argv.iter().map(|s| s.to_string())).unwrap() {
             Command::Run(c) => *c,
             _ => unreachable!(),
@@ -342,7 +348,10 @@ pub(crate) mod tests {
         // xen-platform BAR0 at its programmed place, PIIX3 routes, PAM.
         v.push(inb(m, 0xc200));
         for (slot, func, reg) in [(1u8, 0u8, 0x60u8), (0, 0, 0x5c), (2, 0, 0x10)] {
-            m.bus.pio_write(0xcf8, &(0x8000_0000u32 | (slot as u32) << 11 | (func as u32) << 8 | reg as u32).to_le_bytes());
+            m.bus.pio_write(
+                0xcf8,
+                &(0x8000_0000u32 | (slot as u32) << 11 | (func as u32) << 8 | reg as u32).to_le_bytes(),
+            );
             let mut d = [0u8; 4];
             m.bus.pio_read(0xcfc, &mut d);
             v.extend_from_slice(&d);
@@ -393,7 +402,11 @@ pub(crate) mod tests {
         b.bus.pio_read(0xcf8, &mut d);
         assert_eq!(u32::from_le_bytes(d), 0x8000_0804, "the latched configuration address");
         assert_eq!(observe(&b), before);
-        assert_eq!(*routes.lock().unwrap(), vec![(0, Some(5)), (1, Some(11)), (2, Some(10)), (3, Some(11))], "Xen hears every link route");
+        assert_eq!(
+            *routes.lock().unwrap(),
+            vec![(0, Some(5)), (1, Some(11)), (2, Some(10)), (3, Some(11))],
+            "Xen hears every link route"
+        );
         // Saving the restored machine gives the same stream.
         b.bus.pio_write(0xcf8, &0x8000_0804u32.to_le_bytes());
         assert_eq!(save_machine(&b), stream);
@@ -420,12 +433,14 @@ pub(crate) mod tests {
             assert!(restore_machine(&b, &mut bad.as_slice()).is_err(), "a flipped byte at {i} was accepted");
         }
         for _ in 0..200 {
-            let junk: Vec<u8> = (0..(rng % 512)).map(|_| {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                rng as u8
-            }).collect();
+            let junk: Vec<u8> = (0..(rng % 512))
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect();
             let _ = restore_machine(&b, &mut junk.as_slice());
         }
         assert_eq!(observe(&b), fresh, "no refused stream changed the machine");

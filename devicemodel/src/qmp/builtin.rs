@@ -9,16 +9,8 @@ use super::handler::{CommandContext, QmpHandler};
 use super::wire::version_info;
 
 /// Names of the built-in commands, for `query-commands`.
-pub const BUILTIN_COMMANDS: &[&str] = &[
-    "qmp_capabilities",
-    "query-commands",
-    "query-version",
-    "add-fd",
-    "remove-fd",
-    "query-fdsets",
-    "getfd",
-    "closefd",
-];
+pub const BUILTIN_COMMANDS: &[&str] =
+    &["qmp_capabilities", "query-commands", "query-version", "add-fd", "remove-fd", "query-fdsets", "getfd", "closefd"];
 
 /// The `package` string of the greeting and query-version.
 pub fn package() -> String {

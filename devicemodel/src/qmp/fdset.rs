@@ -236,9 +236,11 @@ mod tests {
         sets.remove(1, None).unwrap();
         assert_eq!(sets.add(None, open(), None).unwrap().fdset_id, 1);
         assert_eq!(sets.remove(9, None).unwrap_err().desc, "File descriptor named 'fdset-id:9' not found");
-        assert_eq!(sets.remove(0, Some(99999)).unwrap_err().desc, "File descriptor named 'fdset-id:0, fd:99999' not found");
-        let ids: Vec<i64> =
-            sets.query().as_array().unwrap().iter().map(|s| s["fdset-id"].as_i64().unwrap()).collect();
+        assert_eq!(
+            sets.remove(0, Some(99999)).unwrap_err().desc,
+            "File descriptor named 'fdset-id:0, fd:99999' not found"
+        );
+        let ids: Vec<i64> = sets.query().as_array().unwrap().iter().map(|s| s["fdset-id"].as_i64().unwrap()).collect();
         assert_eq!(ids, vec![0, 1, 2, 3]);
     }
 
@@ -264,7 +266,10 @@ mod tests {
         assert!(sets.open_fdset_path("/dev/fdset/6", true).is_err());
         assert!(sets.open_fdset_path("/dev/fdset/x", true).is_err());
         assert!(sets.open_fdset_path("/dev/fdset/", true).is_err());
-        assert_eq!(sets.query(), json!([{"fdset-id": 5, "fds": [{"fd": sets.query()[0]["fds"][0]["fd"], "opaque": "save"}]}]));
+        assert_eq!(
+            sets.query(),
+            json!([{"fdset-id": 5, "fds": [{"fd": sets.query()[0]["fds"][0]["fd"], "opaque": "save"}]}])
+        );
     }
 
     #[test]
@@ -279,8 +284,7 @@ mod tests {
         sets.connection_closed();
         assert_eq!(sets.query().as_array().unwrap().len(), 2);
         sets.connection_closed();
-        let left: Vec<i64> =
-            sets.query().as_array().unwrap().iter().map(|s| s["fdset-id"].as_i64().unwrap()).collect();
+        let left: Vec<i64> = sets.query().as_array().unwrap().iter().map(|s| s["fdset-id"].as_i64().unwrap()).collect();
         assert_eq!(left, vec![1]);
     }
 }

@@ -55,9 +55,13 @@ pub enum ChardevBackend {
     Pty,
     Null,
     Stdio,
-    File { path: PathBuf },
+    File {
+        path: PathBuf,
+    },
     /// SPICE agent channel (`spicevmc,name=vdagent`).
-    SpiceVmc { name: String },
+    SpiceVmc {
+        name: String,
+    },
 }
 
 /// A parsed `-chardev` option.
@@ -267,12 +271,16 @@ mod tests {
         let path = parse_chardev("socket,id=libxl-cmd,path=/var/run/xen/qmp-libxl-7,server=on,wait=off").unwrap();
         let fd = parse_chardev("socket,id=libxenstat-cmd,fd=9,server=on,wait=off").unwrap();
         let pty = parse_chardev("pty,id=libxl-channel0").unwrap();
-        let mons = [parse_mon("chardev=libxl-cmd,mode=control").unwrap(), parse_mon("libxenstat-cmd,mode=control").unwrap()];
+        let mons =
+            [parse_mon("chardev=libxl-cmd,mode=control").unwrap(), parse_mon("libxenstat-cmd,mode=control").unwrap()];
         let l = monitor_listeners(&[pty.clone(), path, fd], &mons).unwrap();
         assert_eq!(
             l,
             vec![
-                ListenerSpec { label: "libxl-cmd".into(), source: ListenerSource::Path("/var/run/xen/qmp-libxl-7".into()) },
+                ListenerSpec {
+                    label: "libxl-cmd".into(),
+                    source: ListenerSource::Path("/var/run/xen/qmp-libxl-7".into())
+                },
                 ListenerSpec { label: "libxenstat-cmd".into(), source: ListenerSource::Fd(9) },
             ]
         );
@@ -286,13 +294,20 @@ mod tests {
         let c = parse_chardev("socket,id=a,path=/tmp/x,,y,server,nowait").unwrap();
         assert_eq!(
             c.backend,
-            ChardevBackend::Socket(SocketChardev { addr: SocketAddr::Path("/tmp/x,y".into()), server: true, wait: false })
+            ChardevBackend::Socket(SocketChardev {
+                addr: SocketAddr::Path("/tmp/x,y".into()),
+                server: true,
+                wait: false
+            })
         );
         let c = parse_chardev("socket,id=a,path=/tmp/q,server=on").unwrap();
         assert!(matches!(c.backend, ChardevBackend::Socket(SocketChardev { wait: true, .. })));
         let c = parse_chardev("spicevmc,id=vdagent,name=vdagent").unwrap();
         assert_eq!(c.backend, ChardevBackend::SpiceVmc { name: "vdagent".into() });
-        assert_eq!(parse_qmp("unix:/tmp/q.sock,server=on,wait=off").unwrap().source, ListenerSource::Path("/tmp/q.sock".into()));
+        assert_eq!(
+            parse_qmp("unix:/tmp/q.sock,server=on,wait=off").unwrap().source,
+            ListenerSource::Path("/tmp/q.sock".into())
+        );
     }
 
     #[test]

@@ -32,7 +32,9 @@ use super::fdset::FdSets;
 use super::handler::{CommandContext, ConnectionFds, QmpHandler};
 use super::options::{ListenerSource, ListenerSpec};
 use super::socket::{adopt_listener_fd, recv_with_fds};
-use super::wire::{error_response, greeting, parse_command, success_response, Command, Frame, Framer, MAX_MESSAGE_BYTES};
+use super::wire::{
+    error_response, greeting, parse_command, success_response, Command, Frame, Framer, MAX_MESSAGE_BYTES,
+};
 
 /// Connections served at once, over all listeners.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -123,7 +125,9 @@ impl QmpServer {
         for l in listeners {
             let (socket, path) = match &l.source {
                 ListenerSource::Path(p) => (bind_path(p)?, Some(p.clone())),
-                ListenerSource::Fd(fd) => (adopt_listener_fd(*fd).map_err(|e| format!("monitor '{}': {e}", l.label))?, None),
+                ListenerSource::Fd(fd) => {
+                    (adopt_listener_fd(*fd).map_err(|e| format!("monitor '{}': {e}", l.label))?, None)
+                }
             };
             socket.set_nonblocking(true).map_err(|e| format!("monitor '{}': {e}", l.label))?;
             bound.push(Listener { label: l.label, socket, path });

@@ -43,9 +43,9 @@ pub(crate) fn adopt_listener_fd(fd: i32) -> Result<UnixListener, String> {
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(format!("fd={fd} is not an open file descriptor: {}", io::Error::last_os_error()));
     }
-    // SAFETY: `fd` is open (checked above) and was handed to this process on its command line for
-    // the monitor alone; QmpServer::start rejects a list naming the same fd twice, so this is the
-    // only owner and it closes the descriptor exactly once.
+    // `fd` was handed to this process on its command line for the monitor alone, and
+    // QmpServer::start rejects a list naming the same fd twice.
+    // SAFETY: `fd` is open (checked above) and this is its only owner, closing it exactly once.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let domain = rustix::net::sockopt::socket_domain(owned.as_fd());
     let listening = rustix::net::sockopt::socket_acceptconn(owned.as_fd());

@@ -309,7 +309,13 @@ fn libxl_post_spawn_queries() {
     }]);
     f.runstate.set_vcpus(
         (0..2)
-            .map(|i| VcpuInfo { cpu_index: i, host_thread_id: 1000 + i64::from(i), socket_id: i, core_id: 0, thread_id: 0 })
+            .map(|i| VcpuInfo {
+                cpu_index: i,
+                host_thread_id: 1000 + i64::from(i),
+                socket_id: i,
+                core_id: 0,
+                thread_id: 0,
+            })
             .collect(),
     );
     f.runstate.set_command_line_options(vec![CommandLineOption::run_with()]);

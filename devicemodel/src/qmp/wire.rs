@@ -259,7 +259,10 @@ mod tests {
 
     #[test]
     fn framer_ends_garbage_at_newline_and_multiline_objects_survive() {
-        assert_eq!(frames(&[b"foo bar\r\n  \r\n{\n\"a\": [1,\n2]\n}"]), vec![msg("foo bar\r"), msg("{\n\"a\": [1,\n2]\n}")]);
+        assert_eq!(
+            frames(&[b"foo bar\r\n  \r\n{\n\"a\": [1,\n2]\n}"]),
+            vec![msg("foo bar\r"), msg("{\n\"a\": [1,\n2]\n}")]
+        );
     }
 
     #[test]
@@ -317,7 +320,10 @@ mod tests {
         let ok = success_response(json!({}), Some(&json!(7)));
         assert_eq!(ok, "{\"return\":{},\"id\":7}\r\n");
         let err = error_response(&QmpError::command_not_found("foo"), None);
-        assert_eq!(err, "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command foo has not been found\"}}\r\n");
+        assert_eq!(
+            err,
+            "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command foo has not been found\"}}\r\n"
+        );
         let t = UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
         assert_eq!(
             event_message("STOP", None, t),

@@ -290,7 +290,13 @@ impl DeviceModelOps {
         self.domid
     }
 
-    fn call(&self, op: u32, name: &'static str, fill: impl FnOnce(&mut [u8; XEN_DM_OP_SIZE]), extra: Option<&mut [u8]>) -> Result<[u8; XEN_DM_OP_SIZE], DmOpError> {
+    fn call(
+        &self,
+        op: u32,
+        name: &'static str,
+        fill: impl FnOnce(&mut [u8; XEN_DM_OP_SIZE]),
+        extra: Option<&mut [u8]>,
+    ) -> Result<[u8; XEN_DM_OP_SIZE], DmOpError> {
         let mut buf = [0u8; XEN_DM_OP_SIZE];
         buf[..4].copy_from_slice(&op.to_le_bytes());
         fill(&mut buf);
@@ -304,7 +310,12 @@ impl DeviceModelOps {
 
     /// Creates an ioreq server; returns its id.
     pub fn create_ioreq_server(&self, handle_bufioreq: BufIoreq) -> Result<u16, DmOpError> {
-        let out = self.call(XEN_DMOP_CREATE_IOREQ_SERVER, "XEN_DMOP_create_ioreq_server", |b| put!(b, CreateIoreqServer, handle_bufioreq, handle_bufioreq as u8), None)?;
+        let out = self.call(
+            XEN_DMOP_CREATE_IOREQ_SERVER,
+            "XEN_DMOP_create_ioreq_server",
+            |b| put!(b, CreateIoreqServer, handle_bufioreq, handle_bufioreq as u8),
+            None,
+        )?;
         Ok(get!(out, CreateIoreqServer, id, u16))
     }
 
@@ -328,9 +339,20 @@ impl DeviceModelOps {
         })
     }
 
-    fn io_range(&self, op: u32, name: &'static str, id: u16, ty: IoRangeType, start: u64, end: u64) -> Result<(), DmOpError> {
+    fn io_range(
+        &self,
+        op: u32,
+        name: &'static str,
+        id: u16,
+        ty: IoRangeType,
+        start: u64,
+        end: u64,
+    ) -> Result<(), DmOpError> {
         if end < start {
-            return Err(DmOpError { op: name, error: io::Error::new(io::ErrorKind::InvalidInput, format!("range {start:#x}-{end:#x} is empty")) });
+            return Err(DmOpError {
+                op: name,
+                error: io::Error::new(io::ErrorKind::InvalidInput, format!("range {start:#x}-{end:#x} is empty")),
+            });
         }
         self.call(
             op,
@@ -347,12 +369,38 @@ impl DeviceModelOps {
     }
 
     /// Claims `start..=end` (inclusive) of the given space for server `id`.
-    pub fn map_io_range_to_ioreq_server(&self, id: u16, ty: IoRangeType, start: u64, end: u64) -> Result<(), DmOpError> {
-        self.io_range(XEN_DMOP_MAP_IO_RANGE_TO_IOREQ_SERVER, "XEN_DMOP_map_io_range_to_ioreq_server", id, ty, start, end)
+    pub fn map_io_range_to_ioreq_server(
+        &self,
+        id: u16,
+        ty: IoRangeType,
+        start: u64,
+        end: u64,
+    ) -> Result<(), DmOpError> {
+        self.io_range(
+            XEN_DMOP_MAP_IO_RANGE_TO_IOREQ_SERVER,
+            "XEN_DMOP_map_io_range_to_ioreq_server",
+            id,
+            ty,
+            start,
+            end,
+        )
     }
 
-    pub fn unmap_io_range_from_ioreq_server(&self, id: u16, ty: IoRangeType, start: u64, end: u64) -> Result<(), DmOpError> {
-        self.io_range(XEN_DMOP_UNMAP_IO_RANGE_FROM_IOREQ_SERVER, "XEN_DMOP_unmap_io_range_from_ioreq_server", id, ty, start, end)
+    pub fn unmap_io_range_from_ioreq_server(
+        &self,
+        id: u16,
+        ty: IoRangeType,
+        start: u64,
+        end: u64,
+    ) -> Result<(), DmOpError> {
+        self.io_range(
+            XEN_DMOP_UNMAP_IO_RANGE_FROM_IOREQ_SERVER,
+            "XEN_DMOP_unmap_io_range_from_ioreq_server",
+            id,
+            ty,
+            start,
+            end,
+        )
     }
 
     pub fn set_ioreq_server_state(&self, id: u16, enabled: bool) -> Result<(), DmOpError> {
@@ -369,7 +417,13 @@ impl DeviceModelOps {
     }
 
     pub fn destroy_ioreq_server(&self, id: u16) -> Result<(), DmOpError> {
-        self.call(XEN_DMOP_DESTROY_IOREQ_SERVER, "XEN_DMOP_destroy_ioreq_server", |b| put!(b, DestroyIoreqServer, id, id), None).map(drop)
+        self.call(
+            XEN_DMOP_DESTROY_IOREQ_SERVER,
+            "XEN_DMOP_destroy_ioreq_server",
+            |b| put!(b, DestroyIoreqServer, id, id),
+            None,
+        )
+        .map(drop)
     }
 
     /// Which of `nr` pages from `first_pfn` the guest wrote since the last call; `nr == 0` stops
@@ -378,7 +432,10 @@ impl DeviceModelOps {
         let name = "XEN_DMOP_track_dirty_vram";
         let len = (nr as usize).div_ceil(8);
         if len > crate::xen::privcmd::DM_OP_MAX_BUF_SIZE {
-            return Err(DmOpError { op: name, error: io::Error::new(io::ErrorKind::InvalidInput, "more than 32768 pages") });
+            return Err(DmOpError {
+                op: name,
+                error: io::Error::new(io::ErrorKind::InvalidInput, "more than 32768 pages"),
+            });
         }
         let mut bitmap = vec![0u8; len];
         let fill = |b: &mut [u8; XEN_DM_OP_SIZE]| {
@@ -394,7 +451,14 @@ impl DeviceModelOps {
     }
 
     /// Sets the level of INTx pin `intx` (0-3 = INTA-INTD) of PCI `domain:bus:device`.
-    pub fn set_pci_intx_level(&self, domain: u16, bus: u8, device: u8, intx: u8, asserted: bool) -> Result<(), DmOpError> {
+    pub fn set_pci_intx_level(
+        &self,
+        domain: u16,
+        bus: u8,
+        device: u8,
+        intx: u8,
+        asserted: bool,
+    ) -> Result<(), DmOpError> {
         self.call(
             XEN_DMOP_SET_PCI_INTX_LEVEL,
             "XEN_DMOP_set_pci_intx_level",
@@ -448,7 +512,12 @@ impl DeviceModelOps {
                 e[offset_of!(ModifiedMemoryExtent, nr)..][..4].copy_from_slice(&nr.to_le_bytes());
                 e[offset_of!(ModifiedMemoryExtent, first_pfn)..][..8].copy_from_slice(&first_pfn.to_le_bytes());
             }
-            self.call(XEN_DMOP_MODIFIED_MEMORY, "XEN_DMOP_modified_memory", |b| put!(b, ModifiedMemory, nr_extents, chunk.len() as u32), Some(&mut list[..]))?;
+            self.call(
+                XEN_DMOP_MODIFIED_MEMORY,
+                "XEN_DMOP_modified_memory",
+                |b| put!(b, ModifiedMemory, nr_extents, chunk.len() as u32),
+                Some(&mut list[..]),
+            )?;
         }
         Ok(())
     }
@@ -481,7 +550,13 @@ impl DeviceModelOps {
     }
 
     pub fn remote_shutdown(&self, reason: ShutdownReason) -> Result<(), DmOpError> {
-        self.call(XEN_DMOP_REMOTE_SHUTDOWN, "XEN_DMOP_remote_shutdown", |b| put!(b, RemoteShutdown, reason, reason as u32), None).map(drop)
+        self.call(
+            XEN_DMOP_REMOTE_SHUTDOWN,
+            "XEN_DMOP_remote_shutdown",
+            |b| put!(b, RemoteShutdown, reason, reason as u32),
+            None,
+        )
+        .map(drop)
     }
 
     /// Moves `size` guest frames from `src_gfn` to `dst_gfn` (VRAM into the VGA BAR).
@@ -594,9 +669,19 @@ mod tests {
         assert_eq!(size_of::<CreateIoreqServer>(), 6);
         assert_eq!(offset_of!(CreateIoreqServer, id), 4);
         assert_eq!(size_of::<GetIoreqServerInfo>(), 24);
-        assert_eq!([offset_of!(GetIoreqServerInfo, bufioreq_port), offset_of!(GetIoreqServerInfo, ioreq_gfn), offset_of!(GetIoreqServerInfo, bufioreq_gfn)], [4, 8, 16]);
+        assert_eq!(
+            [
+                offset_of!(GetIoreqServerInfo, bufioreq_port),
+                offset_of!(GetIoreqServerInfo, ioreq_gfn),
+                offset_of!(GetIoreqServerInfo, bufioreq_gfn)
+            ],
+            [4, 8, 16]
+        );
         assert_eq!(size_of::<IoreqServerRange>(), 24);
-        assert_eq!([offset_of!(IoreqServerRange, ty), offset_of!(IoreqServerRange, start), offset_of!(IoreqServerRange, end)], [4, 8, 16]);
+        assert_eq!(
+            [offset_of!(IoreqServerRange, ty), offset_of!(IoreqServerRange, start), offset_of!(IoreqServerRange, end)],
+            [4, 8, 16]
+        );
         assert_eq!(size_of::<SetIoreqServerState>(), 4);
         assert_eq!(size_of::<DestroyIoreqServer>(), 4);
         assert_eq!(size_of::<TrackDirtyVram>(), 16);
@@ -642,7 +727,10 @@ mod tests {
         assert!(dm.map_io_range_to_ioreq_server(2, IoRangeType::Memory, 0x2000, 0x1fff).is_err());
         let c = t.take();
         assert_eq!(c.len(), 2, "an empty range never reaches Xen");
-        assert_eq!((c[0].op(), c[0].field(0, 2), c[0].field(4, 4), c[0].field(8, 8), c[0].field(16, 8)), (3, 2, 0, 0xcf8, 0xcff));
+        assert_eq!(
+            (c[0].op(), c[0].field(0, 2), c[0].field(4, 4), c[0].field(8, 8), c[0].field(16, 8)),
+            (3, 2, 0, 0xcf8, 0xcff)
+        );
         assert_eq!((c[1].op(), c[1].field(4, 4), c[1].field(8, 8)), (4, 2, 0x10));
     }
 

@@ -72,7 +72,8 @@ impl Evtchn {
 
     /// Binds a local port to `remote_port` of `domid`; returns the local port.
     pub fn bind_interdomain(&self, domid: u16, remote_port: u32) -> io::Result<u32> {
-        self.ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN, &BindInterdomain { remote_domain: domid as u32, remote_port }).map(|p| p as u32)
+        self.ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN, &BindInterdomain { remote_domain: domid as u32, remote_port })
+            .map(|p| p as u32)
     }
 
     pub fn unbind(&self, port: u32) -> io::Result<()> {

@@ -88,7 +88,9 @@ pub fn pirq_route_forwarder(dm: DeviceModelOps) -> PirqObserver {
 mod tests {
     use super::*;
     use crate::xen::dmop::testing::RecordingTransport;
-    use crate::xen::dmop::{XEN_DMOP_INJECT_MSI, XEN_DMOP_SET_ISA_IRQ_LEVEL, XEN_DMOP_SET_PCI_INTX_LEVEL, XEN_DMOP_SET_PCI_LINK_ROUTE};
+    use crate::xen::dmop::{
+        XEN_DMOP_INJECT_MSI, XEN_DMOP_SET_ISA_IRQ_LEVEL, XEN_DMOP_SET_PCI_INTX_LEVEL, XEN_DMOP_SET_PCI_LINK_ROUTE,
+    };
     use devices::chipset::piix3::Piix3;
     use devices::pci::PciDevice;
 
@@ -117,8 +119,15 @@ mod tests {
         line.set_level(false);
         let c = t.take();
         // domain 0 (2 bytes), bus 0, device 3, intx 1 (INTB), level.
-        let seen: Vec<[u64; 5]> = c.iter().map(|c| [c.op() as u64, c.field(0, 2), c.field(2, 1), c.field(3, 1), c.field(4, 2)]).collect();
-        assert_eq!(seen, vec![[XEN_DMOP_SET_PCI_INTX_LEVEL as u64, 0, 0, 3, 1 | 1 << 8], [XEN_DMOP_SET_PCI_INTX_LEVEL as u64, 0, 0, 3, 1]]);
+        let seen: Vec<[u64; 5]> =
+            c.iter().map(|c| [c.op() as u64, c.field(0, 2), c.field(2, 1), c.field(3, 1), c.field(4, 2)]).collect();
+        assert_eq!(
+            seen,
+            vec![
+                [XEN_DMOP_SET_PCI_INTX_LEVEL as u64, 0, 0, 3, 1 | 1 << 8],
+                [XEN_DMOP_SET_PCI_INTX_LEVEL as u64, 0, 0, 3, 1]
+            ]
+        );
     }
 
     #[test]

@@ -75,7 +75,8 @@ pub struct RawIoreq {
 
 impl RawIoreq {
     pub fn from_bytes(b: &[u8; IOREQ_SIZE]) -> Self {
-        let u64_at = |o: usize| u64::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5], b[o + 6], b[o + 7]]);
+        let u64_at =
+            |o: usize| u64::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5], b[o + 6], b[o + 7]]);
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let flags = b[OFFSET_FLAGS];
         RawIoreq {
@@ -147,7 +148,14 @@ pub enum Request {
     Copy(Access<u64>),
     /// A configuration access Xen decoded from 0xcf8/0xcfc itself. `reg` includes the byte offset
     /// and, for AMD extended configuration, bits above 0xff.
-    PciConfig { segment: u16, address: PciAddress, reg: u32, size: u8, dir: Dir, value: u64 },
+    PciConfig {
+        segment: u16,
+        address: PciAddress,
+        reg: u32,
+        size: u8,
+        dir: Dir,
+        value: u64,
+    },
     /// Xen's RTC offset changed (broadcast, informational).
     TimeOffset(u64),
     /// The guest's physmap changed: drop all foreign mappings before answering.
@@ -237,7 +245,8 @@ pub fn decode(raw: &[u8; IOREQ_SIZE]) -> Result<Request, Malformed> {
             }
             // addr: segment 63..48, bus 47..40, device 39..35, function 34..32, register 31..0.
             let segment = (r.addr >> 48) as u16;
-            let address = PciAddress::new((r.addr >> 40) as u8, ((r.addr >> 35) & 0x1f) as u8, ((r.addr >> 32) & 7) as u8);
+            let address =
+                PciAddress::new((r.addr >> 40) as u8, ((r.addr >> 35) & 0x1f) as u8, ((r.addr >> 32) & 7) as u8);
             Ok(Request::PciConfig { segment, address, reg: r.addr as u32, size: r.size as u8, dir, value: r.data })
         }
         IOREQ_TYPE_TIMEOFFSET => Ok(Request::TimeOffset(r.data)),
@@ -286,7 +295,11 @@ pub fn dispatch(req: &Request, bus: &IoBus, mem: &dyn GuestMemory) -> Response {
         Request::Copy(a) => {
             let at = |i: u32| {
                 let step = i as u64 * a.size as u64;
-                if a.df { a.addr - step } else { a.addr + step }
+                if a.df {
+                    a.addr - step
+                } else {
+                    a.addr + step
+                }
             };
             match a.data {
                 Data::Value(v) => match a.dir {
@@ -340,7 +353,13 @@ pub fn dispatch(req: &Request, bus: &IoBus, mem: &dyn GuestMemory) -> Response {
 /// A `rep` access between a device and guest RAM. The guest buffer is checked as a whole before
 /// the device is touched (a bad buffer drops the request, so a device FIFO is not drained into
 /// nowhere), then written back with one [`GuestMemory::write`] so every page is dirty-logged.
-fn rep_with_ram<A: Copy + std::fmt::LowerHex>(a: Access<A>, gpa: u64, mem: &dyn GuestMemory, mut dev_read: impl FnMut(u32, &mut [u8]), mut dev_write: impl FnMut(u32, &[u8])) {
+fn rep_with_ram<A: Copy + std::fmt::LowerHex>(
+    a: Access<A>,
+    gpa: u64,
+    mem: &dyn GuestMemory,
+    mut dev_read: impl FnMut(u32, &mut [u8]),
+    mut dev_write: impl FnMut(u32, &[u8]),
+) {
     // Validated by `decode`; recomputed rather than trusted.
     let Some((low, len)) = rep_span(gpa, a.size, a.count, a.df) else { return };
     let mut buf = vec![0u8; len];
@@ -395,7 +414,13 @@ pub enum SlotOutcome {
 
 /// One handshake step for `slot`: READY -> copy -> INPROCESS -> dispatch -> data -> IORESP_READY.
 /// The state only ever moves forward, and only from READY; any other state is left untouched.
-pub fn service_slot(page: &dyn IoreqPage, slot: usize, bus: &IoBus, mem: &dyn GuestMemory, invalidate: &dyn Fn()) -> SlotOutcome {
+pub fn service_slot(
+    page: &dyn IoreqPage,
+    slot: usize,
+    bus: &IoBus,
+    mem: &dyn GuestMemory,
+    invalidate: &dyn Fn(),
+) -> SlotOutcome {
     if slot >= page.slots() {
         return SlotOutcome::Ignored { state: STATE_IOREQ_NONE };
     }
@@ -530,7 +555,11 @@ impl VecBufferedPage {
     }
     /// Encodes a `buf_ioreq` slot.
     pub fn encode(ty: u8, read: bool, size_code: u8, addr: u32, data: u32) -> u64 {
-        ty as u64 | (read as u64) << 9 | ((size_code & 3) as u64) << 10 | ((addr & 0xf_ffff) as u64) << 12 | (data as u64) << 32
+        ty as u64
+            | (read as u64) << 9
+            | ((size_code & 3) as u64) << 10
+            | ((addr & 0xf_ffff) as u64) << 12
+            | (data as u64) << 32
     }
 }
 
@@ -642,7 +671,17 @@ mod tests {
     }
 
     fn pio(port: u64, size: u32, read: bool, data: u64) -> RawIoreq {
-        RawIoreq { addr: port, data, count: 1, size, vp_eport: 77, state: STATE_IOREQ_READY, read, ty: IOREQ_TYPE_PIO, ..Default::default() }
+        RawIoreq {
+            addr: port,
+            data,
+            count: 1,
+            size,
+            vp_eport: 77,
+            state: STATE_IOREQ_READY,
+            read,
+            ty: IOREQ_TYPE_PIO,
+            ..Default::default()
+        }
     }
 
     impl Rig {
@@ -663,7 +702,18 @@ mod tests {
         assert_eq!(offset_of!(IoreqWire, vp_eport), OFFSET_VP_EPORT);
         assert_eq!(offset_of!(IoreqWire, flags), OFFSET_FLAGS);
         assert_eq!(offset_of!(IoreqWire, ty), 31);
-        let r = RawIoreq { addr: 1, data: 2, count: 3, size: 4, vp_eport: 5, state: 1, data_is_ptr: true, read: true, df: true, ty: 8 };
+        let r = RawIoreq {
+            addr: 1,
+            data: 2,
+            count: 3,
+            size: 4,
+            vp_eport: 5,
+            state: 1,
+            data_is_ptr: true,
+            read: true,
+            df: true,
+            ty: 8,
+        };
         let b = r.wire();
         assert_eq!(b[OFFSET_FLAGS], 0x71);
         assert_eq!(RawIoreq::from_bytes(&b), r);
@@ -727,7 +777,16 @@ mod tests {
     #[test]
     fn mmio_copy_read_and_write() {
         let r = rig();
-        let copy = |addr, size, read, data| RawIoreq { addr, size, read, data, count: 1, state: STATE_IOREQ_READY, ty: IOREQ_TYPE_COPY, ..Default::default() };
+        let copy = |addr, size, read, data| RawIoreq {
+            addr,
+            size,
+            read,
+            data,
+            count: 1,
+            state: STATE_IOREQ_READY,
+            ty: IOREQ_TYPE_COPY,
+            ..Default::default()
+        };
         let (_, slot) = r.run(0, copy(MMIO + 0x10, 8, true, 0));
         assert_eq!(slot.data, 0x0706_0504_0302_0100);
         r.run(0, copy(MMIO + 0x20, 4, false, 0xaabb_ccdd));
@@ -740,7 +799,17 @@ mod tests {
     #[test]
     fn rep_movs_between_mmio_and_ram_steps_both_sides() {
         let r = rig();
-        let req = RawIoreq { addr: MMIO, size: 4, count: 4, data: 0x3000, data_is_ptr: true, read: true, state: STATE_IOREQ_READY, ty: IOREQ_TYPE_COPY, ..Default::default() };
+        let req = RawIoreq {
+            addr: MMIO,
+            size: 4,
+            count: 4,
+            data: 0x3000,
+            data_is_ptr: true,
+            read: true,
+            state: STATE_IOREQ_READY,
+            ty: IOREQ_TYPE_COPY,
+            ..Default::default()
+        };
         r.run(2, req);
         let mut got = [0u8; 16];
         r.mem.read(0x3000, &mut got).unwrap();
@@ -757,7 +826,16 @@ mod tests {
     #[test]
     fn pci_config_reaches_the_function_by_sbdf() {
         let r = rig();
-        let cfg = |addr, size, read, data| RawIoreq { addr, size, read, data, count: 1, state: STATE_IOREQ_READY, ty: IOREQ_TYPE_PCI_CONFIG, ..Default::default() };
+        let cfg = |addr, size, read, data| RawIoreq {
+            addr,
+            size,
+            read,
+            data,
+            count: 1,
+            state: STATE_IOREQ_READY,
+            ty: IOREQ_TYPE_PCI_CONFIG,
+            ..Default::default()
+        };
         // 00:00.0 register 0: i440FX 8086:1237.
         let (_, slot) = r.run(0, cfg(0, 4, true, 0));
         assert_eq!(slot.data, 0x1237_8086);
@@ -773,8 +851,15 @@ mod tests {
         r.run(0, cfg(0x5a, 1, false, 0x33));
         let (_, slot) = r.run(0, cfg(0x5a, 1, true, 0));
         assert_eq!(slot.data, 0x33);
-        assert!(matches!(decode(&cfg((1 << 48) | (3 << 40) | (31 << 35) | (7 << 32) | 0x44, 4, true, 0).wire()),
-            Ok(Request::PciConfig { segment: 1, address: PciAddress { bus: 3, device: 31, function: 7 }, reg: 0x44, .. })));
+        assert!(matches!(
+            decode(&cfg((1 << 48) | (3 << 40) | (31 << 35) | (7 << 32) | 0x44, 4, true, 0).wire()),
+            Ok(Request::PciConfig {
+                segment: 1,
+                address: PciAddress { bus: 3, device: 31, function: 7 },
+                reg: 0x44,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -785,9 +870,21 @@ mod tests {
             ("size 8 port", pio(PORT as u64, 8, true, 0), Some(u64::MAX)),
             ("port beyond 0xffff", pio(0x1_0000 + PORT as u64, 1, true, 0), Some(0xff)),
             ("count 0", RawIoreq { count: 0, ..pio(PORT as u64, 1, true, 0) }, Some(0xff)),
-            ("count too large", RawIoreq { count: MAX_REP_COUNT + 1, data_is_ptr: true, ..pio(PORT as u64, 1, true, 0) }, None),
-            ("wrapping pointer", RawIoreq { count: 4, data_is_ptr: true, data: u64::MAX - 2, ..pio(PORT as u64, 2, false, 0) }, None),
-            ("wrapping pointer df", RawIoreq { count: 4, data_is_ptr: true, data: 2, df: true, ..pio(PORT as u64, 2, true, 0) }, None),
+            (
+                "count too large",
+                RawIoreq { count: MAX_REP_COUNT + 1, data_is_ptr: true, ..pio(PORT as u64, 1, true, 0) },
+                None,
+            ),
+            (
+                "wrapping pointer",
+                RawIoreq { count: 4, data_is_ptr: true, data: u64::MAX - 2, ..pio(PORT as u64, 2, false, 0) },
+                None,
+            ),
+            (
+                "wrapping pointer df",
+                RawIoreq { count: 4, data_is_ptr: true, data: 2, df: true, ..pio(PORT as u64, 2, true, 0) },
+                None,
+            ),
             ("unknown type", RawIoreq { ty: 5, ..pio(PORT as u64, 2, true, 0) }, Some(0xffff)),
             ("pci count 2", RawIoreq { ty: IOREQ_TYPE_PCI_CONFIG, count: 2, ..pio(0, 4, true, 0) }, Some(0xffff_ffff)),
             ("pci write", RawIoreq { ty: IOREQ_TYPE_PCI_CONFIG, size: 3, ..pio(0x5a, 4, false, 0x33) }, None),
@@ -807,7 +904,8 @@ mod tests {
     fn a_pointer_outside_ram_drops_the_rep_before_the_device_is_read() {
         let r = rig();
         // rep insb of 16 bytes ending past the end of RAM.
-        let (outcome, slot) = r.run(0, RawIoreq { count: 16, data_is_ptr: true, data: RAM as u64 - 8, ..pio(PORT as u64, 1, true, 0) });
+        let (outcome, slot) =
+            r.run(0, RawIoreq { count: 16, data_is_ptr: true, data: RAM as u64 - 8, ..pio(PORT as u64, 1, true, 0) });
         assert!(matches!(outcome, SlotOutcome::Answered(Ok(_))));
         assert_eq!(slot.state, STATE_IORESP_READY);
         assert_eq!(r.port_dev.lock().unwrap().reads, 0, "the FIFO is not drained into nowhere");
@@ -834,7 +932,8 @@ mod tests {
     #[test]
     fn timeoffset_and_invalidate_are_acknowledged() {
         let r = rig();
-        let (outcome, slot) = r.run(0, RawIoreq { ty: IOREQ_TYPE_TIMEOFFSET, data: (-3600i64) as u64, ..pio(0, 8, false, 0) });
+        let (outcome, slot) =
+            r.run(0, RawIoreq { ty: IOREQ_TYPE_TIMEOFFSET, data: (-3600i64) as u64, ..pio(0, 8, false, 0) });
         assert_eq!(outcome, SlotOutcome::Answered(Ok(Request::TimeOffset((-3600i64) as u64))));
         assert_eq!(slot.state, STATE_IORESP_READY);
         let invalidated = std::sync::atomic::AtomicUsize::new(0);
@@ -861,7 +960,10 @@ mod tests {
         ]);
         assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 3);
         assert_eq!(ring.read_pointer(), 4);
-        assert_eq!(r.port_dev.lock().unwrap().writes, vec![(PORT as u64, vec![0x11]), (PORT as u64 + 2, vec![0x22, 0x33])]);
+        assert_eq!(
+            r.port_dev.lock().unwrap().writes,
+            vec![(PORT as u64, vec![0x11]), (PORT as u64 + 2, vec![0x22, 0x33])]
+        );
         assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 0, "an empty ring does nothing");
     }
 
@@ -874,7 +976,10 @@ mod tests {
         assert_eq!(ring.read_pointer(), 0, "half a quad word stays in the ring");
         // Reads, malformed sizes and unknown types are consumed without effect.
         ring.set_pointers(0, 0);
-        ring.push(&[VecBufferedPage::encode(IOREQ_TYPE_PIO, true, 0, PORT as u32, 0), VecBufferedPage::encode(9, false, 0, 0, 0)]);
+        ring.push(&[
+            VecBufferedPage::encode(IOREQ_TYPE_PIO, true, 0, PORT as u32, 0),
+            VecBufferedPage::encode(9, false, 0, 0, 0),
+        ]);
         assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 0);
         assert_eq!(ring.read_pointer(), 2);
         // Pointers further apart than the ring is long: discarded, not looped over.
@@ -883,7 +988,10 @@ mod tests {
         assert_eq!(ring.read_pointer(), 5000);
         // Pointers that wrap u32 still work.
         ring.set_pointers(u32::MAX, u32::MAX);
-        ring.push(&[VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 0, PORT as u32, 7), VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 0, PORT as u32, 8)]);
+        ring.push(&[
+            VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 0, PORT as u32, 7),
+            VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 0, PORT as u32, 8),
+        ]);
         assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 2);
         assert_eq!(ring.read_pointer(), 1);
         let d = r.port_dev.lock().unwrap();
@@ -926,7 +1034,10 @@ mod tests {
             let (outcome, slot) = r.run(0, req);
             assert!(matches!(outcome, SlotOutcome::Answered(_)));
             assert_eq!(slot.state, STATE_IORESP_READY);
-            assert_eq!((slot.addr, slot.count, slot.size, slot.vp_eport), (req.addr, req.count, req.size, req.vp_eport));
+            assert_eq!(
+                (slot.addr, slot.count, slot.size, slot.vp_eport),
+                (req.addr, req.count, req.size, req.vp_eport)
+            );
             if !req.read || req.data_is_ptr {
                 assert_eq!(slot.data, req.data, "only non-pointer reads return data: {req:?}");
             }
@@ -935,7 +1046,10 @@ mod tests {
             if !dirty.is_empty() {
                 assert!(req.read && req.data_is_ptr && matches!(req.ty, IOREQ_TYPE_PIO | IOREQ_TYPE_COPY), "{req:?}");
                 let (low, len) = rep_span(req.data, req.size as u8, req.count, req.df).unwrap();
-                assert!(dirty.iter().all(|&p| p * 4096 + 4095 >= low && p * 4096 < low + len as u64), "{req:?} {dirty:?}");
+                assert!(
+                    dirty.iter().all(|&p| p * 4096 + 4095 >= low && p * 4096 < low + len as u64),
+                    "{req:?} {dirty:?}"
+                );
             }
         }
     }

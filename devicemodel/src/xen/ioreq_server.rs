@@ -155,14 +155,16 @@ pub fn port_ranges(bus: &IoBus) -> Vec<(u64, u64)> {
 /// (counting those DMOPs in `counters`).
 pub fn register_ranges(dm: &DeviceModelOps, id: u16, bus: &IoBus, counters: Arc<ServeCounters>) -> Result<(), String> {
     for (lo, hi) in port_ranges(bus) {
-        dm.map_io_range_to_ioreq_server(id, IoRangeType::Port, lo, hi).map_err(|e| format!("ports {lo:#x}-{hi:#x}: {e}"))?;
+        dm.map_io_range_to_ioreq_server(id, IoRangeType::Port, lo, hi)
+            .map_err(|e| format!("ports {lo:#x}-{hi:#x}: {e}"))?;
     }
     for (base, len, name) in bus.ranges(AddressSpace::Mmio) {
         if len == 0 {
             continue;
         }
         let hi = base.saturating_add(len - 1);
-        dm.map_io_range_to_ioreq_server(id, IoRangeType::Memory, base, hi).map_err(|e| format!("{name} MMIO {base:#x}-{hi:#x}: {e}"))?;
+        dm.map_io_range_to_ioreq_server(id, IoRangeType::Memory, base, hi)
+            .map_err(|e| format!("{name} MMIO {base:#x}-{hi:#x}: {e}"))?;
     }
     for (address, _) in bus.pci_devices() {
         let sbdf = pci_sbdf(0, address.bus, address.device, address.function);
@@ -206,7 +208,15 @@ impl IoreqServer {
         let domid = dm.domid();
         let id = dm.create_ioreq_server(BufIoreq::Off).map_err(|e| e.to_string())?;
         // From here on, dropping `server` tears down whatever exists.
-        let mut server = IoreqServer { dm: dm.clone(), id, page: Box::new(ioreq::VecIoreqPage::new(0)), events: evtchn.clone(), ports: Vec::new(), evtchn: Some(evtchn.clone()), counters: Arc::default() };
+        let mut server = IoreqServer {
+            dm: dm.clone(),
+            id,
+            page: Box::new(ioreq::VecIoreqPage::new(0)),
+            events: evtchn.clone(),
+            ports: Vec::new(),
+            evtchn: Some(evtchn.clone()),
+            counters: Arc::default(),
+        };
         let vcpus = dm.nr_vcpus().map_err(|e| e.to_string())? as usize;
         if vcpus == 0 || vcpus > 4096 {
             return Err(format!("domain {domid} reports {vcpus} vCPUs"));
@@ -219,7 +229,9 @@ impl IoreqServer {
         dm.set_ioreq_server_state(id, true).map_err(|e| e.to_string())?;
         for vcpu in 0..vcpus {
             let remote = RawIoreq::from_bytes(&server.page.read(vcpu)).vp_eport;
-            let local = evtchn.bind_interdomain(domid, remote).map_err(|e| format!("binding vCPU {vcpu}'s ioreq event channel {remote}: {e}"))?;
+            let local = evtchn
+                .bind_interdomain(domid, remote)
+                .map_err(|e| format!("binding vCPU {vcpu}'s ioreq event channel {remote}: {e}"))?;
             server.ports.push(local);
         }
         log::info!("ioreq server {id} for domain {domid}: {vcpus} vCPUs, local ports {:?}", server.ports);
@@ -227,7 +239,13 @@ impl IoreqServer {
     }
 
     /// A server over an existing page and event channels (tests).
-    pub fn from_parts(dm: DeviceModelOps, id: u16, page: Box<dyn IoreqPage>, events: Arc<dyn EventChannels>, ports: Vec<u32>) -> Self {
+    pub fn from_parts(
+        dm: DeviceModelOps,
+        id: u16,
+        page: Box<dyn IoreqPage>,
+        events: Arc<dyn EventChannels>,
+        ports: Vec<u32>,
+    ) -> Self {
         IoreqServer { dm, id, page, events, ports, evtchn: None, counters: Arc::default() }
     }
 
@@ -246,7 +264,13 @@ impl IoreqServer {
 
     /// Handles one event on local `port`: re-enable the port, serve the vCPU's slot, and notify
     /// the vCPU if a request was answered. Events for unknown ports are only acknowledged.
-    pub fn handle_port(&self, port: u32, bus: &IoBus, mem: &dyn GuestMemory, invalidate: &dyn Fn()) -> Option<SlotOutcome> {
+    pub fn handle_port(
+        &self,
+        port: u32,
+        bus: &IoBus,
+        mem: &dyn GuestMemory,
+        invalidate: &dyn Fn(),
+    ) -> Option<SlotOutcome> {
         if let Err(e) = self.events.unmask(port) {
             log::error!("unmasking event channel {port}: {e}");
         }
@@ -397,7 +421,15 @@ mod tests {
         let dm = DeviceModelOps::new(RecordingTransport::new(), 1);
         let server = IoreqServer::from_parts(dm, 0, Box::new(Shared(page.clone())), events.clone(), vec![40, 41, 42]);
         let mem = TestMemory::new(4096);
-        let req = RawIoreq { addr: 0x510, size: 1, count: 1, read: true, state: STATE_IOREQ_READY, ty: IOREQ_TYPE_PIO, ..Default::default() };
+        let req = RawIoreq {
+            addr: 0x510,
+            size: 1,
+            count: 1,
+            read: true,
+            state: STATE_IOREQ_READY,
+            ty: IOREQ_TYPE_PIO,
+            ..Default::default()
+        };
         page.post(2, &req);
         // An event on vCPU 1's port: its slot is idle, so only the unmask happens.
         assert_eq!(server.handle_port(41, &bus, &mem, &|| {}), Some(SlotOutcome::Ignored { state: 0 }));
@@ -405,9 +437,15 @@ mod tests {
         assert!(matches!(server.handle_port(42, &bus, &mem, &|| {}), Some(SlotOutcome::Answered(Ok(_)))));
         assert_eq!((page.raw(2).state, page.raw(2).data), (STATE_IORESP_READY, 0x5a));
         // A second event for the same, already answered slot changes nothing and notifies nobody.
-        assert_eq!(server.handle_port(42, &bus, &mem, &|| {}), Some(SlotOutcome::Ignored { state: STATE_IORESP_READY }));
+        assert_eq!(
+            server.handle_port(42, &bus, &mem, &|| {}),
+            Some(SlotOutcome::Ignored { state: STATE_IORESP_READY })
+        );
         assert_eq!(server.handle_port(99, &bus, &mem, &|| {}), None);
-        assert_eq!(*events.log.lock().unwrap(), vec![("unmask", 41), ("unmask", 42), ("notify", 42), ("unmask", 42), ("unmask", 99)]);
+        assert_eq!(
+            *events.log.lock().unwrap(),
+            vec![("unmask", 41), ("unmask", 42), ("notify", 42), ("unmask", 42), ("unmask", 99)]
+        );
 
         // A READY slot whose event was consumed early (or never came) is found by the idle scan.
         events.log.lock().unwrap().clear();
@@ -418,13 +456,20 @@ mod tests {
         server.service_ready_slots(&bus, &mem, &|| {});
         assert_eq!(events.log.lock().unwrap().len(), 1, "nothing READY: nothing happens");
         // Its event arrives afterwards and finds the slot answered.
-        assert_eq!(server.handle_port(40, &bus, &mem, &|| {}), Some(SlotOutcome::Ignored { state: STATE_IORESP_READY }));
+        assert_eq!(
+            server.handle_port(40, &bus, &mem, &|| {}),
+            Some(SlotOutcome::Ignored { state: STATE_IORESP_READY })
+        );
 
         let c = server.counters();
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         assert_eq!((n(&c.by_event), n(&c.by_idle_scan), n(&c.stale_events)), (1, 1, 3));
         assert_eq!((n(&c.pio), n(&c.mmio), n(&c.pci_config), n(&c.other)), (2, 0, 0, 0));
-        assert!(c.summary().starts_with("1 requests served on their event, 1 found READY by the idle scan, 3 events"), "{}", c.summary());
+        assert!(
+            c.summary().starts_with("1 requests served on their event, 1 found READY by the idle scan, 3 events"),
+            "{}",
+            c.summary()
+        );
     }
 
     #[test]
@@ -443,18 +488,27 @@ mod tests {
         let dm = DeviceModelOps::new(t.clone(), 4);
         let counters = Arc::new(ServeCounters::default());
         register_ranges(&dm, 2, &bus, counters.clone()).unwrap();
-        let seen = |c: &crate::xen::dmop::testing::Call| (c.op(), c.field(0, 2), c.field(4, 4), c.field(8, 8), c.field(16, 8));
+        let seen =
+            |c: &crate::xen::dmop::testing::Call| (c.op(), c.field(0, 2), c.field(4, 4), c.field(8, 8), c.field(16, 8));
         let map = XEN_DMOP_MAP_IO_RANGE_TO_IOREQ_SERVER;
         assert_eq!(
             t.take().iter().map(seen).collect::<Vec<_>>(),
-            vec![(map, 2, 0, 0x70, 0x71), (map, 2, 0, 0xcf8, 0xcff), (map, 2, 1, 0xfed0_0000, 0xfed0_03ff), (map, 2, 2, 3 << 3, 3 << 3)]
+            vec![
+                (map, 2, 0, 0x70, 0x71),
+                (map, 2, 0, 0xcf8, 0xcff),
+                (map, 2, 1, 0xfed0_0000, 0xfed0_03ff),
+                (map, 2, 2, 3 << 3, 3 << 3)
+            ]
         );
         // The guest programs BAR0 to 0xc000 and enables I/O decoding, then moves it.
         bus.pci_config_write(PciAddress::new(0, 3, 0), 0x10, &0xc000u32.to_le_bytes());
         bus.pci_config_write(PciAddress::new(0, 3, 0), 0x04, &[1]);
         bus.pci_config_write(PciAddress::new(0, 3, 0), 0x10, &0xd000u32.to_le_bytes());
         let unmap = XEN_DMOP_UNMAP_IO_RANGE_FROM_IOREQ_SERVER;
-        assert_eq!(t.take().iter().map(seen).collect::<Vec<_>>(), vec![(map, 2, 0, 0xc000, 0xc00f), (unmap, 2, 0, 0xc000, 0xc00f), (map, 2, 0, 0xd000, 0xd00f)]);
+        assert_eq!(
+            t.take().iter().map(seen).collect::<Vec<_>>(),
+            vec![(map, 2, 0, 0xc000, 0xc00f), (unmap, 2, 0, 0xc000, 0xc00f), (map, 2, 0, 0xd000, 0xd00f)]
+        );
         assert_eq!(counters.bar_dmops.load(Ordering::Relaxed), 3, "only BAR moves count, not the initial registration");
     }
 }

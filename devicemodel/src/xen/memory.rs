@@ -231,7 +231,10 @@ impl ForeignMemory {
 impl GuestMemory for ForeignMemory {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         for p in self.pieces(gpa, buf.len())? {
-            p.bucket.pages.read(p.offset, &mut buf[p.buf_start..p.buf_start + p.len]).map_err(|_| MemoryError::NotRam { gpa, len: buf.len() })?;
+            p.bucket
+                .pages
+                .read(p.offset, &mut buf[p.buf_start..p.buf_start + p.len])
+                .map_err(|_| MemoryError::NotRam { gpa, len: buf.len() })?;
         }
         Ok(())
     }
@@ -241,7 +244,10 @@ impl GuestMemory for ForeignMemory {
             return Ok(());
         }
         for p in self.pieces(gpa, buf.len())? {
-            p.bucket.pages.write(p.offset, &buf[p.buf_start..p.buf_start + p.len]).map_err(|_| MemoryError::NotRam { gpa, len: buf.len() })?;
+            p.bucket
+                .pages
+                .write(p.offset, &buf[p.buf_start..p.buf_start + p.len])
+                .map_err(|_| MemoryError::NotRam { gpa, len: buf.len() })?;
         }
         if self.dirty_logging.load(Ordering::SeqCst) {
             let full = {
@@ -315,14 +321,20 @@ mod tests {
             self.map_calls.fetch_add(1, Ordering::SeqCst);
             self.live.fetch_add(1, Ordering::SeqCst);
             let frames = (self.ram.lock().unwrap().len() / XEN_PAGE_SIZE) as u64;
-            let errs = gfns.iter().map(|g| if *g >= frames || self.holes.contains(g) { -libc::EFAULT } else { 0 }).collect();
+            let errs =
+                gfns.iter().map(|g| if *g >= frames || self.holes.contains(g) { -libc::EFAULT } else { 0 }).collect();
             let gfns = gfns.iter().map(|&g| if g < frames { g } else { 0 }).collect();
             Ok((Box::new(FakeMapping { ram: self.ram.clone(), gfns, live: self.live.clone() }), errs))
         }
     }
 
     fn guest(mib: usize, holes: Vec<u64>) -> Arc<FakeGuest> {
-        Arc::new(FakeGuest { ram: Arc::new(Mutex::new(vec![0; mib << 20])), holes, map_calls: AtomicUsize::new(0), live: Arc::new(AtomicUsize::new(0)) })
+        Arc::new(FakeGuest {
+            ram: Arc::new(Mutex::new(vec![0; mib << 20])),
+            holes,
+            map_calls: AtomicUsize::new(0),
+            live: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
     fn memory(g: &Arc<FakeGuest>, max_buckets: usize) -> (ForeignMemory, Arc<RecordingTransport>) {

@@ -106,7 +106,6 @@ impl XenBackend {
         Arc::new(XenVmControl { dm: self.dm.clone() })
     }
 
-
     /// Tells libxl the device model is up: `device-model/<domid>/state = running`, relative to our
     /// own domain's home (dom0 or the stub domain).
     pub fn report_running(&self) -> Result<(), String> {
@@ -178,7 +177,11 @@ impl VmControl for XenVmControl {
 /// a follow-up): open the backend, let the machine build its bus with Xen's interrupt lines, VM
 /// control, guest memory and the xen-platform device, drop privileges if asked, then serve ioreqs
 /// until SIGHUP/SIGTERM.
-pub fn run_on_xen(domid: u16, restrict: bool, build_machine: impl FnOnce(&XenBackend, Arc<ForeignMemory>) -> Result<Arc<IoBus>, String>) -> Result<(), String> {
+pub fn run_on_xen(
+    domid: u16,
+    restrict: bool,
+    build_machine: impl FnOnce(&XenBackend, Arc<ForeignMemory>) -> Result<Arc<IoBus>, String>,
+) -> Result<(), String> {
     let backend = XenBackend::new(domid)?;
     let mem = backend.guest_memory();
     let bus = build_machine(&backend, mem.clone())?;

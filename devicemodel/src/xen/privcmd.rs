@@ -112,7 +112,10 @@ impl MappedPages {
     fn check(&self, offset: usize, len: usize) -> io::Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{len} bytes at {offset:#x} outside a {:#x}-byte mapping", self.len))),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{len} bytes at {offset:#x} outside a {:#x}-byte mapping", self.len),
+            )),
         }
     }
 
@@ -124,9 +127,8 @@ impl MappedPages {
         while i < buf.len() {
             let at = offset + i;
             if at & 7 == 0 && buf.len() - i >= 8 {
-                // SAFETY: `at + 8 <= offset + buf.len() <= self.len` (checked above) and `at` is
-                // 8-aligned in a page-aligned mapping; volatile because the guest writes it
-                // concurrently.
+                // Volatile: the guest writes this memory concurrently.
+                // SAFETY: `at + 8 <= self.len` (checked above), `at` 8-aligned in a page-aligned mapping.
                 let v = unsafe { (self.ptr.as_ptr().add(at) as *const u64).read_volatile() };
                 buf[i..i + 8].copy_from_slice(&v.to_ne_bytes());
                 i += 8;
@@ -162,9 +164,9 @@ impl MappedPages {
     /// The byte at `offset` as an atomic, for the ioreq state handshake.
     pub fn atomic_u8(&self, offset: usize) -> io::Result<&std::sync::atomic::AtomicU8> {
         self.check(offset, 1)?;
-        // SAFETY: in bounds (checked), and AtomicU8 has alignment 1. The returned reference borrows
-        // `self`, so it cannot outlive the mapping. All accesses to this byte from this process
-        // are atomic or volatile.
+        // The reference borrows `self`, so it cannot outlive the mapping; all our accesses to
+        // this byte are atomic or volatile.
+        // SAFETY: in bounds (checked), and AtomicU8 has alignment 1.
         Ok(unsafe { std::sync::atomic::AtomicU8::from_ptr(self.ptr.as_ptr().add(offset)) })
     }
 
@@ -207,15 +209,31 @@ impl Privcmd {
             .custom_flags(libc::O_CLOEXEC)
             .open(PRIVCMD_PATH)
             .map(|file| Privcmd { file })
-            .map_err(|e| format!("{PRIVCMD_PATH}: {e}: not running in a Xen domain with privcmd (load xen-privcmd and mount xenfs)"))
+            .map_err(|e| {
+                format!(
+                    "{PRIVCMD_PATH}: {e}: not running in a Xen domain with privcmd (load xen-privcmd and mount xenfs)"
+                )
+            })
     }
 
     /// Reserves `pages` pages of address space backed by the privcmd driver.
     fn reserve(&self, pages: usize) -> io::Result<MappedPages> {
-        let len = pages.checked_mul(XEN_PAGE_SIZE).filter(|&l| l > 0).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let len = pages
+            .checked_mul(XEN_PAGE_SIZE)
+            .filter(|&l| l > 0)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: a fresh shared mapping of the privcmd fd at an address the kernel chooses; it
         // overlaps nothing of ours. The result is checked before use.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, self.file.as_raw_fd(), 0) };
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.file.as_raw_fd(),
+                0,
+            )
+        };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
@@ -229,7 +247,8 @@ impl Privcmd {
         if bufs.is_empty() || bufs.len() > DM_OP_MAX_BUFS || bufs.iter().any(|b| b.len() > DM_OP_MAX_BUF_SIZE) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "dm_op: 1 to 16 buffers of at most 4096 bytes"));
         }
-        let ubufs: Vec<PrivcmdDmOpBuf> = bufs.iter_mut().map(|b| PrivcmdDmOpBuf { uptr: b.as_mut_ptr().cast(), size: b.len() }).collect();
+        let ubufs: Vec<PrivcmdDmOpBuf> =
+            bufs.iter_mut().map(|b| PrivcmdDmOpBuf { uptr: b.as_mut_ptr().cast(), size: b.len() }).collect();
         let arg = PrivcmdDmOp { dom: domid, num: ubufs.len() as u16, ubufs: ubufs.as_ptr() };
         // SAFETY: `arg` and `ubufs` live across the call and every `uptr/size` pair describes a
         // buffer we exclusively borrow (`&mut`), so the kernel's reads and writes stay inside them.
@@ -247,7 +266,9 @@ impl Privcmd {
         let arg = PrivcmdMmapResource { dom: domid, ty, id, idx, num: num as u64, addr: pages.ptr.as_ptr() as u64 };
         // SAFETY: `arg.addr` names the start of a privcmd VMA of exactly `num` pages that we own
         // (`pages`), which is what the driver requires; it only replaces the pages of that VMA.
-        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), IOCTL_PRIVCMD_MMAP_RESOURCE, &arg as *const PrivcmdMmapResource) };
+        let rc = unsafe {
+            libc::ioctl(self.file.as_raw_fd(), IOCTL_PRIVCMD_MMAP_RESOURCE, &arg as *const PrivcmdMmapResource)
+        };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -261,10 +282,18 @@ impl Privcmd {
         let num = u32::try_from(gfns.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let pages = self.reserve(gfns.len())?;
         let mut errs = vec![0i32; gfns.len()];
-        let arg = PrivcmdMmapBatchV2 { dom: domid, num, addr: pages.ptr.as_ptr() as u64, arr: gfns.as_ptr(), err: errs.as_mut_ptr() };
+        let arg = PrivcmdMmapBatchV2 {
+            dom: domid,
+            num,
+            addr: pages.ptr.as_ptr() as u64,
+            arr: gfns.as_ptr(),
+            err: errs.as_mut_ptr(),
+        };
         // SAFETY: `arr` has `num` readable entries and `err` `num` writable ones, both alive across
         // the call; `addr` is the start of our privcmd VMA of `num` pages.
-        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), IOCTL_PRIVCMD_MMAPBATCH_V2, &arg as *const PrivcmdMmapBatchV2) };
+        let rc = unsafe {
+            libc::ioctl(self.file.as_raw_fd(), IOCTL_PRIVCMD_MMAPBATCH_V2, &arg as *const PrivcmdMmapBatchV2)
+        };
         if rc < 0 {
             let e = io::Error::last_os_error();
             // ENOENT: the call worked but some frames are paged out; `errs` says which.
@@ -302,7 +331,11 @@ mod tests {
         assert_eq!(offset_of!(PrivcmdDmOp, ubufs), 8);
         assert_eq!(size_of::<PrivcmdMmapResource>(), 32);
         assert_eq!(
-            [offset_of!(PrivcmdMmapResource, ty), offset_of!(PrivcmdMmapResource, id), offset_of!(PrivcmdMmapResource, idx)],
+            [
+                offset_of!(PrivcmdMmapResource, ty),
+                offset_of!(PrivcmdMmapResource, id),
+                offset_of!(PrivcmdMmapResource, idx)
+            ],
             [4, 8, 12]
         );
         assert_eq!((offset_of!(PrivcmdMmapResource, num), offset_of!(PrivcmdMmapResource, addr)), (16, 24));

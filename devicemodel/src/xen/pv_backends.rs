@@ -142,16 +142,16 @@ pub fn describe(list: &[UnservedBackend], when: &str) -> Vec<(log::Level, String
     if !cds.is_empty() {
         out.push((
             log::Level::Info,
-            format!(
-                "{when}: PV CD-ROM backends not served (guests keep using the emulated CD-ROM): {}",
-                join(&cds)
-            ),
+            format!("{when}: PV CD-ROM backends not served (guests keep using the emulated CD-ROM): {}", join(&cds)),
         ));
     }
     if !inputs.is_empty() {
         out.push((
             log::Level::Info,
-            format!("{when}: PV keyboard/framebuffer backends not served (guests keep the emulated PS/2 devices): {}", join(&inputs)),
+            format!(
+                "{when}: PV keyboard/framebuffer backends not served (guests keep the emulated PS/2 devices): {}",
+                join(&inputs)
+            ),
         ));
     }
     if !others.is_empty() {
@@ -271,8 +271,20 @@ mod tests {
 
     /// What libxl 4.17 writes for `disk=['file:/xen/disk.raw,hda,w', '...,devtype=cdrom,target=/xen/cd1.iso']`.
     fn libxl_disks(xs: &Xenstore, domid: u16) {
-        add(xs, "qdisk", domid, "5632", &[("dev", "hdc"), ("device-type", "cdrom"), ("params", "aio:/xen/cd1.iso"), ("state", "1")]);
-        add(xs, "qdisk", domid, "768", &[("dev", "hda"), ("device-type", "disk"), ("params", "aio:/xen/disk.raw"), ("state", "1")]);
+        add(
+            xs,
+            "qdisk",
+            domid,
+            "5632",
+            &[("dev", "hdc"), ("device-type", "cdrom"), ("params", "aio:/xen/cd1.iso"), ("state", "1")],
+        );
+        add(
+            xs,
+            "qdisk",
+            domid,
+            "768",
+            &[("dev", "hda"), ("device-type", "disk"), ("params", "aio:/xen/disk.raw"), ("state", "1")],
+        );
     }
 
     #[test]
@@ -296,7 +308,10 @@ mod tests {
         let msgs = describe(&list_unserved(&xs, 3), "at start");
         assert_eq!(msgs.len(), 2, "{msgs:?}");
         assert_eq!(msgs[0].0, log::Level::Warn);
-        assert!(msgs[0].1.contains("qdisk/768 (hda, disk, aio:/xen/disk.raw)") && msgs[0].1.contains("xen_emul_unplug=never"));
+        assert!(
+            msgs[0].1.contains("qdisk/768 (hda, disk, aio:/xen/disk.raw)")
+                && msgs[0].1.contains("xen_emul_unplug=never")
+        );
         assert!(!msgs[0].1.contains("5632"), "the CD-ROM is not among the disks: {}", msgs[0].1);
         assert_eq!(msgs[1].0, log::Level::Info);
         assert!(msgs[1].1.contains("qdisk/5632"));

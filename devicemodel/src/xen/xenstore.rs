@@ -196,10 +196,15 @@ impl Xenstore {
         Ok(Self::from_streams(r, s, Some(shutdown)))
     }
 
-    fn from_streams(reader: impl Read + Send + 'static, writer: impl Write + Send + 'static, socket: Option<UnixStream>) -> Self {
+    fn from_streams(
+        reader: impl Read + Send + 'static,
+        writer: impl Write + Send + 'static,
+        socket: Option<UnixStream>,
+    ) -> Self {
         let (reply_tx, reply_rx) = mpsc::channel();
         let (event_tx, event_rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new().name("xenstore".into()).spawn(move || read_loop(reader, reply_tx, event_tx));
+        let spawned =
+            std::thread::Builder::new().name("xenstore".into()).spawn(move || read_loop(reader, reply_tx, event_tx));
         if let Err(e) = spawned {
             log::error!("cannot start the xenstore reader thread: {e}");
         }
@@ -399,7 +404,8 @@ pub(crate) mod tests {
         let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut watches: Vec<(String, String)> = Vec::new();
         while let Some((h, body)) = read_msg(&mut s) {
-            let strings: Vec<String> = body.split(|&b| b == 0).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+            let strings: Vec<String> =
+                body.split(|&b| b == 0).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
             let ok = b"OK\0".to_vec();
             let reply: Result<Vec<u8>, &str> = match h.ty {
                 XS_READ => store.get(&strings[0]).cloned().ok_or("ENOENT"),
@@ -421,7 +427,12 @@ pub(crate) mod tests {
                 XS_RM => store.remove(&strings[0]).map(|_| ok).ok_or("ENOENT"),
                 XS_DIRECTORY => {
                     let prefix = format!("{}/", strings[0]);
-                    let names: Vec<&[u8]> = store.keys().filter_map(|k| k.strip_prefix(&prefix)).filter(|k| !k.contains('/')).map(str::as_bytes).collect();
+                    let names: Vec<&[u8]> = store
+                        .keys()
+                        .filter_map(|k| k.strip_prefix(&prefix))
+                        .filter(|k| !k.contains('/'))
+                        .map(str::as_bytes)
+                        .collect();
                     Ok(nul_terminated(&names))
                 }
                 XS_GET_DOMAIN_PATH => Ok(format!("/local/domain/{}\0", strings[0]).into_bytes()),
@@ -432,7 +443,13 @@ pub(crate) mod tests {
                     continue;
                 }
                 XS_TRANSACTION_START => Ok(b"42\0".to_vec()),
-                XS_TRANSACTION_END => if h.tx_id == 42 { Ok(ok) } else { Err("EINVAL") },
+                XS_TRANSACTION_END => {
+                    if h.tx_id == 42 {
+                        Ok(ok)
+                    } else {
+                        Err("EINVAL")
+                    }
+                }
                 _ => Err("ENOSYS"),
             };
             match reply {

@@ -25,7 +25,9 @@ fn pc_bus() -> IoBus {
     let bus = IoBus::new();
     let vm = Arc::new(RecordingVmControl::default());
     let clock = Arc::new(ManualClock::new(1_700_000_000));
-    let add = |base: u64, len: u64, name: &str, d: Arc<Mutex<dyn BusDevice>>| bus.insert(AddressSpace::Io, base, len, name, d).unwrap();
+    let add = |base: u64, len: u64, name: &str, d: Arc<Mutex<dyn BusDevice>>| {
+        bus.insert(AddressSpace::Io, base, len, name, d).unwrap()
+    };
     bus.add_pci_device(PciAddress::new(0, 0, 0), Arc::new(Mutex::new(I440fx::new()))).unwrap();
     bus.add_pci_device(PciAddress::new(0, 1, 0), Arc::new(Mutex::new(Piix3::new()))).unwrap();
     let (pm, pm_io) = piix4_pm::new(line(), vm.clone(), clock.clone());
@@ -69,8 +71,16 @@ fuzz_target!(|data: &[u8]| {
             1 => bus.pio_write(port, &value),
             2 => bus.mmio_read(addr, &mut buf),
             3 => bus.mmio_write(addr, &value),
-            4 => bus.pci_config_read(PciAddress::new(0, (addr >> 8) as u8 & 0x1f, (addr >> 13) as u8 & 7), addr as u16 & 0x1ff, &mut buf),
-            5 => bus.pci_config_write(PciAddress::new(0, (addr >> 8) as u8 & 0x1f, (addr >> 13) as u8 & 7), addr as u16 & 0x1ff, &value),
+            4 => bus.pci_config_read(
+                PciAddress::new(0, (addr >> 8) as u8 & 0x1f, (addr >> 13) as u8 & 7),
+                addr as u16 & 0x1ff,
+                &mut buf,
+            ),
+            5 => bus.pci_config_write(
+                PciAddress::new(0, (addr >> 8) as u8 & 0x1f, (addr >> 13) as u8 & 7),
+                addr as u16 & 0x1ff,
+                &value,
+            ),
             6 => {
                 // Configuration mechanism #1 as a guest uses it: address then data.
                 bus.pio_write(0xcf8, &(0x8000_0000u32 | (addr as u32 & 0x00ff_fffc)).to_le_bytes());

@@ -100,7 +100,8 @@ fuzz_target!(|data: &[u8]| {
     for (base, len, name) in LEGACY_PORT_RANGES {
         bus.insert(AddressSpace::Io, base, len, name, ports.clone()).unwrap();
     }
-    let f0 = ConfigSpace::new(PciIds { vendor_id: 0x8086, device_id: 0x7000, multifunction: true, ..Default::default() });
+    let f0 =
+        ConfigSpace::new(PciIds { vendor_id: 0x8086, device_id: 0x7000, multifunction: true, ..Default::default() });
     bus.add_pci_device(PciAddress::new(0, 1, 0), Arc::new(Mutex::new(Function0(f0)))).unwrap();
     bus.add_pci_device(PIIX3_IDE_ADDRESS, Arc::new(Mutex::new(ide))).unwrap();
     bus.pci_config_write(PIIX3_IDE_ADDRESS, 0x20, &(u32::from(BM_BASE) | 1).to_le_bytes());

@@ -118,7 +118,11 @@ impl crate::snapshot::Snapshot for I440fx {
         r.finish()?;
         self.config.apply_state(state);
         // The lock is state of the write mask too: re-derive it.
-        let writable = if smram & SMRAM_D_LCK != 0 { SMRAM_D_CLS } else { SMRAM_D_OPEN | SMRAM_D_CLS | SMRAM_D_LCK | SMRAM_G_SMRAME };
+        let writable = if smram & SMRAM_D_LCK != 0 {
+            SMRAM_D_CLS
+        } else {
+            SMRAM_D_OPEN | SMRAM_D_CLS | SMRAM_D_LCK | SMRAM_G_SMRAME
+        };
         self.config.set_writable_u8(SMRAM, writable);
         Ok(())
     }

@@ -28,8 +28,16 @@ mod tests {
         let (function, pm) = piix4_pm::new(sci.clone(), vm.clone(), Arc::new(ManualClock::new(0)));
         bus.add_pci_device(piix4_pm::PIIX4_PM_ADDRESS, function).unwrap();
         bus.insert(AddressSpace::Io, piix4_pm::PM_BASE as u64, piix4_pm::PM_IO_LEN as u64, "pm", pm.clone()).unwrap();
-        bus.insert(AddressSpace::Io, piix4_pm::GPE0_BLK as u64, piix4_pm::GPE0_BLK_LEN as u64, "gpe0", pm.clone()).unwrap();
-        bus.insert(AddressSpace::Io, piix4_pm::SMI_CMD_PORT as u64, 2, "apm", Arc::new(Mutex::new(piix4_pm::ApmControl::new(pm.clone())))).unwrap();
+        bus.insert(AddressSpace::Io, piix4_pm::GPE0_BLK as u64, piix4_pm::GPE0_BLK_LEN as u64, "gpe0", pm.clone())
+            .unwrap();
+        bus.insert(
+            AddressSpace::Io,
+            piix4_pm::SMI_CMD_PORT as u64,
+            2,
+            "apm",
+            Arc::new(Mutex::new(piix4_pm::ApmControl::new(pm.clone()))),
+        )
+        .unwrap();
         (bus, sci, vm, pm)
     }
 

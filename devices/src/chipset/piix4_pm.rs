@@ -72,7 +72,8 @@ pub const PM1_PWRBTN_STS: u16 = 1 << 8;
 pub const PM1_RTC_STS: u16 = 1 << 10;
 pub const PM1_PWRBTNOR_STS: u16 = 1 << 11;
 pub const PM1_WAK_STS: u16 = 1 << 15;
-const PM1_STS_BITS: u16 = PM1_TMR_STS | PM1_BM_STS | PM1_GBL_STS | PM1_PWRBTN_STS | PM1_RTC_STS | PM1_PWRBTNOR_STS | PM1_WAK_STS;
+const PM1_STS_BITS: u16 =
+    PM1_TMR_STS | PM1_BM_STS | PM1_GBL_STS | PM1_PWRBTN_STS | PM1_RTC_STS | PM1_PWRBTNOR_STS | PM1_WAK_STS;
 pub const PM1_TMR_EN: u16 = 1 << 0;
 pub const PM1_GBL_EN: u16 = 1 << 5;
 pub const PM1_PWRBTN_EN: u16 = 1 << 8;
@@ -421,7 +422,11 @@ impl BusDevice for ApmControl {
 /// Builds the PCI function and its PM register block, shared: add the first at
 /// [`PIIX4_PM_ADDRESS`], register the second on the I/O bus at [`PM_BASE`] ([`PM_IO_LEN`] bytes)
 /// and at [`GPE0_BLK`] ([`GPE0_BLK_LEN`] bytes), and hand it to [`ApmControl::new`].
-pub fn new(sci: Arc<dyn InterruptLine>, vm: Arc<dyn VmControl>, clock: Arc<dyn Clock>) -> (Arc<Mutex<Piix4Pm>>, Arc<Mutex<PmIo>>) {
+pub fn new(
+    sci: Arc<dyn InterruptLine>,
+    vm: Arc<dyn VmControl>,
+    clock: Arc<dyn Clock>,
+) -> (Arc<Mutex<Piix4Pm>>, Arc<Mutex<PmIo>>) {
     let function = Piix4Pm::new(sci, vm, clock);
     let pm = function.pm_io();
     (Arc::new(Mutex::new(function)), pm)
@@ -529,7 +534,10 @@ impl crate::snapshot::Snapshot for PmIo {
     }
 
     fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
-        let bits = |r: &mut crate::snapshot::StateReader<'_>, field: &str, allowed: u16| -> Result<u16, crate::snapshot::StateError> {
+        let bits = |r: &mut crate::snapshot::StateReader<'_>,
+                    field: &str,
+                    allowed: u16|
+         -> Result<u16, crate::snapshot::StateError> {
             let v = r.u16(field)?;
             if v & !allowed != 0 {
                 return Err(r.invalid(field, format!("{v:#06x} has bits outside {allowed:#06x}")));

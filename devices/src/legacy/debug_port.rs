@@ -139,7 +139,10 @@ mod tests {
         dev.write(0xf4, &[0x10]);
         dev.write(0xf4, &0x1234_5678u32.to_le_bytes());
         dev.write(0xf6, &[0x01, 0x00]);
-        assert_eq!(vm.take(), vec![VmRequest::DebugExit(0x10), VmRequest::DebugExit(0x1234_5678), VmRequest::DebugExit(1)]);
+        assert_eq!(
+            vm.take(),
+            vec![VmRequest::DebugExit(0x10), VmRequest::DebugExit(0x1234_5678), VmRequest::DebugExit(1)]
+        );
         // Outside the device's window: nothing.
         dev.write(0xf6, &[1, 2, 3, 4]);
         dev.write(0x80, &[1]);

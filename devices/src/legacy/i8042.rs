@@ -60,7 +60,9 @@ enum Source {
     Controller,
     Keyboard,
     /// From the aux port; `timeout` marks "no device answered".
-    Aux { timeout: bool },
+    Aux {
+        timeout: bool,
+    },
 }
 
 /// What the next byte written to port 0x60 is for.
@@ -499,7 +501,11 @@ impl crate::snapshot::Snapshot for I8042 {
             replies.push_back((r.u8(&format!("replies[{i}].byte"))?, read_source(r, &format!("replies[{i}].source"))?));
         }
         // 0 = the keyboard; otherwise the controller command waiting for its argument.
-        let data_target = match r.u8_where("data_target", |c| matches!(c, 0 | 0x60..=0x7f | 0xd1..=0xd4), "0 or a command taking an argument")? {
+        let data_target = match r.u8_where(
+            "data_target",
+            |c| matches!(c, 0 | 0x60..=0x7f | 0xd1..=0xd4),
+            "0 or a command taking an argument",
+        )? {
             0 => DataTarget::Keyboard,
             cmd => DataTarget::ControllerArg(cmd),
         };

@@ -400,7 +400,8 @@ impl ConfigSpace {
 
     fn bar_slot_used(&self, slot: u8) -> bool {
         let s = slot as usize;
-        self.bars[s].is_some() || (s > 0 && matches!(self.bars[s - 1], Some(Bar { kind: BarKind::Memory64 { .. }, .. })))
+        self.bars[s].is_some()
+            || (s > 0 && matches!(self.bars[s - 1], Some(Bar { kind: BarKind::Memory64 { .. }, .. })))
     }
 
     /// Declares the expansion ROM BAR at 0x30: 2 KiB to 16 MiB, a power of two (PCI 3.0 section
@@ -502,7 +503,8 @@ impl ConfigSpace {
     /// Appends a capability of `len` bytes (including its ID and next pointer) at the first DWORD
     /// boundary after the last capability (or at 0x40). Returns its offset.
     pub fn add_capability(&mut self, id: u8, len: u8) -> Result<u8, ConfigError> {
-        let start = self.capabilities.iter().map(|&(o, l)| o as usize + l as usize).max().unwrap_or(DEVICE_SPECIFIC as usize);
+        let start =
+            self.capabilities.iter().map(|&(o, l)| o as usize + l as usize).max().unwrap_or(DEVICE_SPECIFIC as usize);
         let offset = (start + 3) & !3;
         let offset = u8::try_from(offset).map_err(|_| ConfigError::NoCapabilitySpace)?;
         self.add_capability_at(offset, id, len)
@@ -576,7 +578,10 @@ impl ConfigSpace {
     /// hardwired registers) must be what this function has, except bits the device owns at run
     /// time. This is QEMU's `get_pci_config_device` check ("Bad config data", over `cmask`),
     /// applied to all read-only bits. Nothing changes until [`ConfigSpace::apply_state`].
-    pub fn load_state(&self, r: &mut crate::snapshot::StateReader<'_>) -> Result<ConfigState, crate::snapshot::StateError> {
+    pub fn load_state(
+        &self,
+        r: &mut crate::snapshot::StateReader<'_>,
+    ) -> Result<ConfigState, crate::snapshot::StateError> {
         let image: [u8; CONFIG_SPACE_SIZE] = r.array("config")?;
         for (i, (&new, &cur)) in image.iter().zip(self.bytes.iter()).enumerate() {
             let free = self.writable[i] | self.write_one_to_clear[i] | self.hardware_owned[i];
@@ -687,7 +692,12 @@ mod tests {
         wr16(&mut c, COMMAND as u16, 0xffff);
         assert_eq!(
             rd16(&c, COMMAND as u16),
-            COMMAND_IO_SPACE | COMMAND_MEMORY_SPACE | COMMAND_BUS_MASTER | COMMAND_PARITY_ERROR_RESPONSE | COMMAND_SERR_ENABLE | COMMAND_INTX_DISABLE
+            COMMAND_IO_SPACE
+                | COMMAND_MEMORY_SPACE
+                | COMMAND_BUS_MASTER
+                | COMMAND_PARITY_ERROR_RESPONSE
+                | COMMAND_SERR_ENABLE
+                | COMMAND_INTX_DISABLE
         );
         assert!(c.intx_disabled() && c.bus_master_enabled());
         wr16(&mut c, COMMAND as u16, 0);
@@ -793,13 +803,19 @@ mod tests {
         let mut c = ConfigSpace::new(ids());
         c.declare_bar(2, BarKind::Memory64 { prefetchable: true }, 0x4000).unwrap();
         assert_eq!(c.declare_bar(3, BarKind::Io, 4), Err(ConfigError::BarInUse(3)));
-        assert_eq!(c.declare_bar(5, BarKind::Memory64 { prefetchable: false }, 0x4000), Err(ConfigError::BadBarIndex(5)));
+        assert_eq!(
+            c.declare_bar(5, BarKind::Memory64 { prefetchable: false }, 0x4000),
+            Err(ConfigError::BadBarIndex(5))
+        );
         assert_eq!(size_probe(&mut c, 0x18), 0xffff_c00c);
         assert_eq!(size_probe(&mut c, 0x1c), 0xffff_ffff);
         wr16(&mut c, COMMAND as u16, COMMAND_MEMORY_SPACE);
         wr32(&mut c, 0x18, 0x2000_0000);
         wr32(&mut c, 0x1c, 0x8);
-        assert_eq!(c.decoded_bars(), vec![BarRegion { index: 2, space: BarSpace::Memory, base: 0x8_2000_0000, size: 0x4000 }]);
+        assert_eq!(
+            c.decoded_bars(),
+            vec![BarRegion { index: 2, space: BarSpace::Memory, base: 0x8_2000_0000, size: 0x4000 }]
+        );
         // Sizing the upper half puts the BAR in the top 4 GiB: not decoding.
         wr32(&mut c, 0x1c, 0xffff_ffff);
         assert!(c.decoded_bars().is_empty());
@@ -828,7 +844,10 @@ mod tests {
         assert!(c.decoded_bars().is_empty(), "ROM enable bit clear");
         wr32(&mut c, 0x30, 0xfeb0_07ff);
         assert_eq!(rd32(&c, 0x30), 0xfeb0_0001, "reserved bits 10:1 read zero");
-        assert_eq!(c.decoded_bars(), vec![BarRegion { index: 6, space: BarSpace::Memory, base: 0xfeb0_0000, size: 0x10000 }]);
+        assert_eq!(
+            c.decoded_bars(),
+            vec![BarRegion { index: 6, space: BarSpace::Memory, base: 0xfeb0_0000, size: 0x10000 }]
+        );
         wr16(&mut c, COMMAND as u16, COMMAND_IO_SPACE);
         assert!(c.decoded_bars().is_empty(), "Memory Space clear");
         assert_eq!(c.declare_rom(0x400), Err(ConfigError::BarInUse(6)));
@@ -841,7 +860,10 @@ mod tests {
         let mut c = ConfigSpace::new(ids());
         assert_eq!(c.declare_bar(0, BarKind::Io, 512), Err(ConfigError::BadBarSize(512)));
         assert_eq!(c.declare_bar(0, BarKind::Io, 2), Err(ConfigError::BadBarSize(2)));
-        assert_eq!(c.declare_bar(0, BarKind::Memory32 { prefetchable: false }, 0x3000), Err(ConfigError::BadBarSize(0x3000)));
+        assert_eq!(
+            c.declare_bar(0, BarKind::Memory32 { prefetchable: false }, 0x3000),
+            Err(ConfigError::BadBarSize(0x3000))
+        );
         assert_eq!(c.declare_bar(6, BarKind::Io, 4), Err(ConfigError::BadBarIndex(6)));
         c.declare_bar(0, BarKind::Io, 4).unwrap();
         assert_eq!(c.declare_bar(0, BarKind::Io, 4), Err(ConfigError::BarInUse(0)));

@@ -68,7 +68,12 @@ impl std::fmt::Debug for MsiCapability {
 impl MsiCapability {
     /// Appends an MSI capability requesting `vectors` (a power of two, 1 to 32) messages to
     /// `config`'s capability list. Messages go to `sink`.
-    pub fn new(config: &mut ConfigSpace, vectors: u8, per_vector_masking: bool, sink: Arc<dyn MsiSink>) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: &mut ConfigSpace,
+        vectors: u8,
+        per_vector_masking: bool,
+        sink: Arc<dyn MsiSink>,
+    ) -> Result<Self, ConfigError> {
         if !vectors.is_power_of_two() || vectors > 32 {
             return Err(ConfigError::BadVectorCount(vectors as u16));
         }
@@ -126,7 +131,8 @@ impl MsiCapability {
     }
 
     pub fn address(&self, config: &ConfigSpace) -> u64 {
-        config.read_u32(self.offset + MESSAGE_ADDRESS) as u64 | (config.read_u32(self.offset + MESSAGE_UPPER_ADDRESS) as u64) << 32
+        config.read_u32(self.offset + MESSAGE_ADDRESS) as u64
+            | (config.read_u32(self.offset + MESSAGE_UPPER_ADDRESS) as u64) << 32
     }
 
     pub fn data(&self, config: &ConfigSpace) -> u16 {

@@ -17,7 +17,9 @@ impl std::fmt::Display for PciError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PciError::SlotInUse(a) => write!(f, "PCI function {a} already present"),
-            PciError::InvalidAddress(a) => write!(f, "invalid PCI address {a} (only bus 0, devices 0-31, functions 0-7)"),
+            PciError::InvalidAddress(a) => {
+                write!(f, "invalid PCI address {a} (only bus 0, devices 0-31, functions 0-7)")
+            }
         }
     }
 }
@@ -181,7 +183,8 @@ mod tests {
 
     impl TestFunction {
         fn new(device_id: u16, multifunction: bool) -> Arc<Mutex<TestFunction>> {
-            let mut config = ConfigSpace::new(PciIds { vendor_id: 0x8086, device_id, multifunction, ..Default::default() });
+            let mut config =
+                ConfigSpace::new(PciIds { vendor_id: 0x8086, device_id, multifunction, ..Default::default() });
             config.declare_bar(0, BarKind::Io, 32).unwrap();
             config.declare_bar(1, BarKind::Memory32 { prefetchable: false }, 0x1000).unwrap();
             Arc::new(Mutex::new(TestFunction { config }))
@@ -294,8 +297,18 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (PciAddress::new(0, 3, 0), 0, None, Some(BarRegion { index: 0, space: BarSpace::Io, base: 0xc040, size: 32 })),
-                (PciAddress::new(0, 3, 0), 1, None, Some(BarRegion { index: 1, space: BarSpace::Memory, base: 0xfebf_0000, size: 0x1000 })),
+                (
+                    PciAddress::new(0, 3, 0),
+                    0,
+                    None,
+                    Some(BarRegion { index: 0, space: BarSpace::Io, base: 0xc040, size: 32 })
+                ),
+                (
+                    PciAddress::new(0, 3, 0),
+                    1,
+                    None,
+                    Some(BarRegion { index: 1, space: BarSpace::Memory, base: 0xfebf_0000, size: 0x1000 })
+                ),
             ]
         );
         // Moving a BAR reports old and new; sizing it reports an unmap.

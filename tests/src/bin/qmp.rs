@@ -244,7 +244,8 @@ impl Parser<'_> {
             }
             Some(c) if c == b'-' || c.is_ascii_digit() => {
                 let st = self.i;
-                while self.i < self.s.len() && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                while self.i < self.s.len() && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
                     self.i += 1;
                 }
                 Ok(Json::Num(String::from_utf8_lossy(&self.s[st..self.i]).into_owned()))
@@ -590,7 +591,16 @@ fn connect(path: &str, wait: f64) -> Result<UnixStream, String> {
 
 fn run(a: Args) -> Result<(), String> {
     let sock = connect(&a.socket, a.connect_wait)?;
-    let mut c = Conn { flat: a.flat, only: a.only.clone(), sock, framer: Framer::default(), events: 0, closed: false, fdset: None, hide_next_success: false };
+    let mut c = Conn {
+        flat: a.flat,
+        only: a.only.clone(),
+        sock,
+        framer: Framer::default(),
+        events: 0,
+        closed: false,
+        fdset: None,
+        hide_next_success: false,
+    };
     // Greeting: {"QMP": {...}}
     let deadline = Instant::now() + Duration::from_secs_f64(a.timeout);
     match c.read_msg(deadline) {
@@ -634,7 +644,10 @@ fn run(a: Args) -> Result<(), String> {
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(format!("connection closed after {} of {} events", c.events, a.events)),
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return Err(format!("timeout after {}s waiting for events: got {} of {}", a.wait, c.events, a.events))
+                    return Err(format!(
+                        "timeout after {}s waiting for events: got {} of {}",
+                        a.wait, c.events, a.events
+                    ))
                 }
                 Err(e) => return Err(format!("read: {e}")),
             }
@@ -650,7 +663,9 @@ fn run(a: Args) -> Result<(), String> {
                     println!("qmp: connection closed by the server");
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(format!("server kept the connection open for {}s", a.wait)),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(format!("server kept the connection open for {}s", a.wait))
+                }
                 Err(e) => {
                     println!("qmp: connection closed by the server ({e})");
                     break;
@@ -695,11 +710,23 @@ mod tests {
         let want = "event DEVICE_TRAY_MOVED device=ide-5632 id=ide-5632 tray-open=true";
         assert_eq!(event_summary(&q).unwrap(), want);
         assert_eq!(event_summary(&o).unwrap(), want);
-        let r = parse_json(r#"{"return": [{"device": "d", "inserted": {"ro": true, "file": "a \"b\"\u00e9"}, "x": [], "n": -1.5e3}]}"#).unwrap();
+        let r = parse_json(
+            r#"{"return": [{"device": "d", "inserted": {"ro": true, "file": "a \"b\"\u00e9"}, "x": [], "n": -1.5e3}]}"#,
+        )
+        .unwrap();
         let mut l = Vec::new();
         flatten(&r, "", &mut l);
         let l: Vec<String> = l.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        assert_eq!(l, ["return[0].device=d", "return[0].inserted.ro=true", "return[0].inserted.file=a \"b\"\u{e9}", "return[0].x=[]", "return[0].n=-1.5e3"]);
+        assert_eq!(
+            l,
+            [
+                "return[0].device=d",
+                "return[0].inserted.ro=true",
+                "return[0].inserted.file=a \"b\"\u{e9}",
+                "return[0].x=[]",
+                "return[0].n=-1.5e3"
+            ]
+        );
         assert!(parse_json("{\"a\": }").is_err());
         assert!(parse_json("{\"a\": 1} x").is_err());
     }
@@ -714,7 +741,10 @@ mod tests {
     #[test]
     fn top_keys_ignores_nested_members() {
         assert_eq!(top_keys(r#"{"return": {"event": 1}, "id": "x"}"#), vec!["return", "id"]);
-        assert_eq!(top_keys(r#"{"event":"STOP","data":{"error":1},"timestamp":{}}"#), vec!["event", "data", "timestamp"]);
+        assert_eq!(
+            top_keys(r#"{"event":"STOP","data":{"error":1},"timestamp":{}}"#),
+            vec!["event", "data", "timestamp"]
+        );
         assert_eq!(top_keys(r#"{"error": {"class": "GenericError", "desc": "a \"return\""}}"#), vec!["error"]);
     }
 }

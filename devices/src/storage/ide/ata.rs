@@ -9,7 +9,7 @@ use super::drive::{
     common_command, start_data_in, start_data_out, Completion, DmaData, DmaRequest, PioNext, PioTransfer, TaskFile,
 };
 use super::identify::{identify_device, DiskIdentify, DriveIdentity, TransferMode, MAX_UDMA_MODE};
-use super::spec::{cmd, device, error, feature, SECTOR_SIZE, MAX_MULTIPLE_SECTORS};
+use super::spec::{cmd, device, error, feature, MAX_MULTIPLE_SECTORS, SECTOR_SIZE};
 use crate::storage::block::BlockBackend;
 
 /// Default CHS translation (ATA/ATAPI-6 section 6.2.1 and annex: 16 heads, 63 sectors per
@@ -244,9 +244,12 @@ impl AtaDisk {
             PioNext::AtaRead { lba, remaining, block } if remaining > 0 => {
                 let n = block.min(remaining);
                 match self.read_sectors(lba, n) {
-                    Ok(buf) => {
-                        start_data_in(regs, pio, buf, PioNext::AtaRead { lba: lba + n, remaining: remaining - n, block })
-                    }
+                    Ok(buf) => start_data_in(
+                        regs,
+                        pio,
+                        buf,
+                        PioNext::AtaRead { lba: lba + n, remaining: remaining - n, block },
+                    ),
                     Err(e) => {
                         crate::guest_warn!("IDE disk {}: read failed: {e}", self.backend.filename());
                         regs.fail(error::UNC | error::ABRT);

@@ -202,7 +202,13 @@ impl AtapiCdrom {
 
     /// Sends the next PIO chunk of `payload`: at most the byte count limit, even unless it is the
     /// last, announced in the Byte Count registers (section 9.11 / SFF-8020i 5.2.3).
-    fn send_chunk(&mut self, regs: &mut TaskFile, pio: &mut Option<PioTransfer>, mut payload: AtapiPayload, byte_limit: u16) -> Completion {
+    fn send_chunk(
+        &mut self,
+        regs: &mut TaskFile,
+        pio: &mut Option<PioTransfer>,
+        mut payload: AtapiPayload,
+        byte_limit: u16,
+    ) -> Completion {
         let limit = match byte_limit {
             0 | 0xffff => 0xfffe,
             n => u64::from(n),
@@ -241,7 +247,11 @@ impl AtapiCdrom {
                     Ok(Some(payload)) if dma => {
                         regs.nsector = (regs.nsector & !reason::MASK) | reason::IO;
                         regs.status = status::READY | status::DRQ;
-                        Completion::Dma(DmaRequest { to_memory: true, len: payload.remaining(), data: DmaData::Atapi(payload) })
+                        Completion::Dma(DmaRequest {
+                            to_memory: true,
+                            len: payload.remaining(),
+                            data: DmaData::Atapi(payload),
+                        })
                     }
                     Ok(Some(payload)) => self.send_chunk(regs, pio, payload, byte_limit),
                 }
@@ -442,7 +452,8 @@ impl AtapiCdrom {
                 // (points A0 first track, A1 last track, A2 lead-out, then track 1).
                 let [m, s, f] = msf(blocks);
                 let [tm, ts, tf] = msf(0);
-                for (point, pmin, psec, pframe) in [(0xa0, 1, 0, 0), (0xa1, 1, 0, 0), (0xa2, m, s, f), (1, tm, ts, tf)] {
+                for (point, pmin, psec, pframe) in [(0xa0, 1, 0, 0), (0xa1, 1, 0, 0), (0xa2, m, s, f), (1, tm, ts, tf)]
+                {
                     data.extend_from_slice(&[1, 0x14, 0, point, 0, 0, 0, 0, pmin, psec, pframe]);
                 }
             }
@@ -544,7 +555,7 @@ impl AtapiCdrom {
         capabilities[1] = 0x12;
         capabilities[2] = 0x3b; // reads CD-R, CD-RW, DVD-ROM, DVD-R, DVD-RAM
         capabilities[4] = 0x71; // audio play, mode 2 form 1 and 2, multi-session
-        // Tray loading (001b), eject, lock supported, lock state.
+                                // Tray loading (001b), eject, lock supported, lock state.
         capabilities[6] = 0x20 | 0x08 | 0x01 | if self.media.locked() { 0x02 } else { 0 };
         capabilities[8..10].copy_from_slice(&706u16.to_be_bytes()); // 4x, kB/s
         capabilities[10..12].copy_from_slice(&2u16.to_be_bytes()); // volume levels

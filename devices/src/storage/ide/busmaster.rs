@@ -195,18 +195,19 @@ impl BusMaster {
             let mut buf = vec![0u8; len.min(BATCH) as usize];
             let mut pieces: Vec<(u64, usize, usize)> = Vec::new();
             let mut filled = 0usize;
-            let mut flush = |buf: &mut [u8], pieces: &mut Vec<(u64, usize, usize)>, filled: usize| -> Result<(), DmaFault<E>> {
-                if to_memory {
-                    io(&mut buf[..filled]).map_err(DmaFault::Device)?;
-                    for &(gpa, off, n) in pieces.iter() {
-                        mem.write(gpa, &buf[off..off + n]).map_err(|_| DmaFault::NotRam { gpa })?;
+            let mut flush =
+                |buf: &mut [u8], pieces: &mut Vec<(u64, usize, usize)>, filled: usize| -> Result<(), DmaFault<E>> {
+                    if to_memory {
+                        io(&mut buf[..filled]).map_err(DmaFault::Device)?;
+                        for &(gpa, off, n) in pieces.iter() {
+                            mem.write(gpa, &buf[off..off + n]).map_err(|_| DmaFault::NotRam { gpa })?;
+                        }
+                    } else {
+                        io(&mut buf[..filled]).map_err(DmaFault::Device)?;
                     }
-                } else {
-                    io(&mut buf[..filled]).map_err(DmaFault::Device)?;
-                }
-                pieces.clear();
-                Ok(())
-            };
+                    pieces.clear();
+                    Ok(())
+                };
             for (addr, n) in regions {
                 let mut done = 0u64;
                 while done < n {

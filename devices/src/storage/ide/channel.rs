@@ -34,7 +34,16 @@ pub struct Channel {
 
 impl Channel {
     pub fn new(drives: [Drive; 2], irq: Arc<dyn InterruptLine>) -> Channel {
-        Channel { drives, selected: 0, control: 0, irq_pending: false, line_level: false, irq, bus_master: BusMaster::default(), dma: None }
+        Channel {
+            drives,
+            selected: 0,
+            control: 0,
+            irq_pending: false,
+            line_level: false,
+            irq,
+            bus_master: BusMaster::default(),
+            dma: None,
+        }
     }
 
     fn any_present(&self) -> bool {

@@ -144,7 +144,11 @@ impl IdeState {
     fn take_tray_moves(&mut self) -> Vec<TrayMoved> {
         let mut out = Vec::new();
         for (channel, ch) in self.channels.iter_mut().enumerate() {
-            out.extend(ch.take_tray_moves().into_iter().map(|(unit, tray_open)| TrayMoved { channel, unit, tray_open }));
+            out.extend(ch.take_tray_moves().into_iter().map(|(unit, tray_open)| TrayMoved {
+                channel,
+                unit,
+                tray_open,
+            }));
         }
         out
     }
@@ -469,9 +473,9 @@ impl IdeHandle {
 
     /// The CD-ROM at `channel`/`unit`, if there is one.
     pub fn cdrom(&self, channel: usize, unit: usize) -> Option<CdromHandle> {
-        let is_cd = self.shared.with(|s| {
-            s.channels.get(channel).and_then(|c| c.drives.get(unit)).is_some_and(|d| d.is_packet())
-        });
+        let is_cd = self
+            .shared
+            .with(|s| s.channels.get(channel).and_then(|c| c.drives.get(unit)).is_some_and(|d| d.is_packet()));
         is_cd.then(|| CdromHandle { shared: self.shared.clone(), channel, unit })
     }
 }

@@ -155,7 +155,10 @@ pub struct PioTransfer {
 /// The data moved by a bus-master transfer.
 pub enum DmaData {
     /// ATA sectors starting at byte `offset` of the disk.
-    Ata { backend: Arc<dyn BlockBackend>, offset: u64 },
+    Ata {
+        backend: Arc<dyn BlockBackend>,
+        offset: u64,
+    },
     Atapi(AtapiPayload),
 }
 
@@ -314,7 +317,13 @@ pub fn start_data_in(regs: &mut TaskFile, pio: &mut Option<PioTransfer>, buf: Ve
 
 /// Starts a PIO data-out block: DRQ; no interrupt before the first block (section 9.8), one
 /// before each later block.
-pub fn start_data_out(regs: &mut TaskFile, pio: &mut Option<PioTransfer>, len: usize, next: PioNext, first: bool) -> Completion {
+pub fn start_data_out(
+    regs: &mut TaskFile,
+    pio: &mut Option<PioTransfer>,
+    len: usize,
+    next: PioNext,
+    first: bool,
+) -> Completion {
     *pio = Some(PioTransfer { buf: vec![0; len], pos: 0, to_host: false, next });
     regs.error = 0;
     regs.status = status::READY | status::DRQ;

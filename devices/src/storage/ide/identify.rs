@@ -119,8 +119,8 @@ pub fn identify_device(d: &DiskIdentify<'_>) -> [u8; 512] {
     w[67] = 120;
     w[68] = 120;
     w[80] = 0x007e; // ATA-1 .. ATA/ATAPI-6
-    // Words 82-87: supported / enabled command sets. 82: write cache (5), power management (3).
-    // 83/86: FLUSH CACHE EXT (13), FLUSH CACHE (12), 48-bit address (10); bit 14 of 83/84/87 = 1.
+                    // Words 82-87: supported / enabled command sets. 82: write cache (5), power management (3).
+                    // 83/86: FLUSH CACHE EXT (13), FLUSH CACHE (12), 48-bit address (10); bit 14 of 83/84/87 = 1.
     w[82] = 1 << 5 | 1 << 3;
     w[83] = 0x4000 | 1 << 13 | 1 << 12 | 1 << 10;
     w[84] = 0x4000;

@@ -112,7 +112,15 @@ fn save_drive(w: &mut StateWriter, d: &Drive) {
             w.u8(cd.sense.asc);
             w.u8(cd.sense.ascq);
             let m = &cd.media;
-            for b in [m.medium.is_some(), m.tray_open, m.locked, m.unit_attention, m.eject_request, m.new_media, m.media_removal] {
+            for b in [
+                m.medium.is_some(),
+                m.tray_open,
+                m.locked,
+                m.unit_attention,
+                m.eject_request,
+                m.new_media,
+                m.media_removal,
+            ] {
                 w.bool(b);
             }
         }
@@ -229,7 +237,10 @@ fn read_payload(r: &mut StateReader<'_>, field: &str, dest: &Dest) -> Result<Ata
                 return Err(r.invalid(field, "a read of the medium is in flight but the drive has no medium"));
             };
             if offset.checked_add(remaining).is_none_or(|end| end > backend.len()) {
-                return Err(r.invalid(field, format!("{remaining} bytes at {offset} lie beyond the {}-byte medium", backend.len())));
+                return Err(r.invalid(
+                    field,
+                    format!("{remaining} bytes at {offset} lie beyond the {}-byte medium", backend.len()),
+                ));
             }
             Ok(AtapiPayload::Medium { backend, offset, remaining })
         }
@@ -276,7 +287,10 @@ fn read_drive(r: &mut StateReader<'_>, dest: &mut Dest) -> Result<DriveImage, St
         KIND_DISK => {
             let sectors = r.u64("disk.sectors")?;
             if sectors != dest.sectors {
-                return Err(r.invalid("disk.sectors", format!("saved a {sectors}-sector disk; this image has {} sectors", dest.sectors)));
+                return Err(r.invalid(
+                    "disk.sectors",
+                    format!("saved a {sectors}-sector disk; this image has {} sectors", dest.sectors),
+                ));
             }
             let heads = r.u8_where("disk.current_heads", |h| (1..=16).contains(&h), "a head count (1-16)")?;
             let spt = r.u8_where("disk.current_spt", |s| s != 0, "a sectors-per-track count (1-255)")?;
@@ -295,7 +309,15 @@ fn read_drive(r: &mut StateReader<'_>, dest: &mut Dest) -> Result<DriveImage, St
             let key = r.u8_where("cdrom.sense.key", |k| k <= 0xf, "a sense key (0-15)")?;
             let sense = Sense { key, asc: r.u8("cdrom.sense.asc")?, ascq: r.u8("cdrom.sense.ascq")? };
             let mut flags = [false; 7];
-            for (f, name) in flags.iter_mut().zip(["medium", "tray_open", "locked", "unit_attention", "eject_request", "new_media", "media_removal"]) {
+            for (f, name) in flags.iter_mut().zip([
+                "medium",
+                "tray_open",
+                "locked",
+                "unit_attention",
+                "eject_request",
+                "new_media",
+                "media_removal",
+            ]) {
                 *f = r.bool(&format!("cdrom.{name}"))?;
             }
             if !flags[0] {
@@ -319,7 +341,10 @@ fn read_drive(r: &mut StateReader<'_>, dest: &mut Dest) -> Result<DriveImage, St
             (1 | 2, KIND_DISK) => {
                 let (lba, remaining, block) = (r.u64("pio.lba")?, r.u64("pio.remaining")?, r.u64("pio.block")?);
                 if !(1..=u64::from(MAX_MULTIPLE_SECTORS)).contains(&block) || !sectors_ok(lba, remaining) {
-                    return Err(r.invalid("pio.next", format!("{remaining} sectors at {lba} in blocks of {block} do not fit the disk")));
+                    return Err(r.invalid(
+                        "pio.next",
+                        format!("{remaining} sectors at {lba} in blocks of {block} do not fit the disk"),
+                    ));
                 }
                 if tag == 1 && to_host {
                     PioNext::AtaRead { lba, remaining, block }
@@ -327,7 +352,9 @@ fn read_drive(r: &mut StateReader<'_>, dest: &mut Dest) -> Result<DriveImage, St
                     // The buffer holds whole sectors of this block, never more than remain.
                     let n = (buf.len() / SECTOR_SIZE) as u64;
                     if buf.len() % SECTOR_SIZE != 0 || n == 0 || n > remaining.min(block) {
-                        return Err(r.invalid("pio.buffer", format!("{} bytes is not a data-out block here", buf.len())));
+                        return Err(
+                            r.invalid("pio.buffer", format!("{} bytes is not a data-out block here", buf.len()))
+                        );
                     }
                     PioNext::AtaWrite { lba, remaining, block }
                 } else {
@@ -338,7 +365,9 @@ fn read_drive(r: &mut StateReader<'_>, dest: &mut Dest) -> Result<DriveImage, St
                 let dma = r.bool("pio.dma")?;
                 let byte_limit = r.u16("pio.byte_limit")?;
                 if buf.len() != PACKET_SIZE {
-                    return Err(r.invalid("pio.buffer", format!("a command packet is {PACKET_SIZE} bytes, not {}", buf.len())));
+                    return Err(
+                        r.invalid("pio.buffer", format!("a command packet is {PACKET_SIZE} bytes, not {}", buf.len()))
+                    );
                 }
                 PioNext::AtapiPacket { dma, byte_limit }
             }
@@ -346,7 +375,9 @@ fn read_drive(r: &mut StateReader<'_>, dest: &mut Dest) -> Result<DriveImage, St
                 let payload = read_payload(r, "pio.payload", dest)?;
                 PioNext::AtapiData { payload, byte_limit: r.u16("pio.byte_limit")? }
             }
-            _ => return Err(r.invalid("pio.next", format!("transfer kind {tag} does not fit this device and direction"))),
+            _ => {
+                return Err(r.invalid("pio.next", format!("transfer kind {tag} does not fit this device and direction")))
+            }
         };
         Ok(PioTransfer { buf, pos, to_host, next })
     })?;
@@ -382,8 +413,15 @@ fn read_channel(r: &mut StateReader<'_>, dests: &mut [Dest; 2]) -> Result<Channe
             (0, KIND_DISK) if matches!(drives[unit].kind, KindState::Disk { .. }) => {
                 let offset = r.u64("dma.offset")?;
                 let fits = offset.checked_add(len).is_some_and(|end| end <= dest.sectors * SECTOR_SIZE as u64);
-                if len == 0 || len > MAX_ATA_DMA || len % SECTOR_SIZE as u64 != 0 || offset % SECTOR_SIZE as u64 != 0 || !fits {
-                    return Err(r.invalid("dma.offset", format!("{len} bytes at {offset} is not a transfer on this disk")));
+                if len == 0
+                    || len > MAX_ATA_DMA
+                    || len % SECTOR_SIZE as u64 != 0
+                    || offset % SECTOR_SIZE as u64 != 0
+                    || !fits
+                {
+                    return Err(
+                        r.invalid("dma.offset", format!("{len} bytes at {offset} is not a transfer on this disk"))
+                    );
                 }
                 let Some(backend) = dest.medium.clone() else { return Err(r.invalid("dma", "no disk image")) };
                 DmaData::Ata { backend, offset }
@@ -399,7 +437,14 @@ fn read_channel(r: &mut StateReader<'_>, dests: &mut [Dest; 2]) -> Result<Channe
         };
         Ok((unit, DmaRequest { to_memory, len, data }))
     })?;
-    Ok(ChannelImage { selected, control, irq_pending, bus_master: BusMaster { command, status, prd_table }, drives, dma })
+    Ok(ChannelImage {
+        selected,
+        control,
+        irq_pending,
+        bus_master: BusMaster { command, status, prd_table },
+        drives,
+        dma,
+    })
 }
 
 fn dest_of(d: &Drive) -> Dest {
@@ -416,7 +461,10 @@ fn apply_channel(ch: &mut Channel, image: ChannelImage, dests: [Dest; 2]) {
         match img.kind {
             KindState::Absent => {
                 if let DriveKind::Disk(disk) = &drive.kind {
-                    log::info!("restore: IDE disk {} was unplugged by the guest; unplugging it here", disk.backend().filename());
+                    log::info!(
+                        "restore: IDE disk {} was unplugged by the guest; unplugging it here",
+                        disk.backend().filename()
+                    );
                 }
                 drive.kind = DriveKind::Absent;
             }

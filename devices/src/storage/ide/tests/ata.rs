@@ -266,7 +266,10 @@ fn power_management_commands_are_accepted_and_unknown_ones_aborted() {
 #[test]
 fn software_reset_restores_signatures_and_busy_drops_commands() {
     let backend = Arc::new(MemoryBackend::new(image(16, 512), false));
-    let rig = Rig::new([[Some(super::IdeDriveConfig::disk(backend)), Some(super::IdeDriveConfig::cdrom(None))], [None, None]]);
+    let rig = Rig::new([
+        [Some(super::IdeDriveConfig::disk(backend)), Some(super::IdeDriveConfig::cdrom(None))],
+        [None, None],
+    ]);
     let c = rig.ch(0);
     c.lba28(3, 1);
     c.command(cmd::READ_SECTORS);
@@ -276,7 +279,10 @@ fn software_reset_restores_signatures_and_busy_drops_commands() {
     assert_eq!(c.alt_status() & status::BSY, status::BSY);
     c.control(0x00);
     assert_eq!(c.status(), status::READY, "DRQ of the abandoned read is gone");
-    assert_eq!((c.reg(reg::SECTOR_COUNT), c.reg(reg::LBA_LOW), c.reg(reg::LBA_MID), c.reg(reg::LBA_HIGH)), (1, 1, 0, 0));
+    assert_eq!(
+        (c.reg(reg::SECTOR_COUNT), c.reg(reg::LBA_LOW), c.reg(reg::LBA_MID), c.reg(reg::LBA_HIGH)),
+        (1, 1, 0, 0)
+    );
     assert_eq!(c.error(), 0x01);
     c.select(1);
     assert_eq!(c.status(), 0, "a PACKET device leaves DRDY clear after reset");
@@ -330,8 +336,12 @@ fn read_only_disks_are_refused_with_a_useful_message() {
     let backend = Arc::new(MemoryBackend::new(vec![0; 512], true));
     let mem = Arc::new(crate::memory::TestMemory::new(4096));
     let line: Arc<dyn crate::interrupt::InterruptLine> = Arc::new(crate::interrupt::DisconnectedLine);
-    let e = super::Piix3Ide::new([[None, Some(super::IdeDriveConfig::disk(backend))], [None, None]], mem, [line.clone(), line])
-        .err()
-        .unwrap();
+    let e = super::Piix3Ide::new(
+        [[None, Some(super::IdeDriveConfig::disk(backend))], [None, None]],
+        mem,
+        [line.clone(), line],
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("CD-ROM"), "{e}");
 }

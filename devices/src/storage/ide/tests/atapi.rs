@@ -203,7 +203,9 @@ fn pio_data_is_split_at_the_byte_count_limit() {
 fn read_toc_formats_0_1_and_2_in_lba_and_msf() {
     let rig = Rig::with_cdrom(Some(iso(1000)));
     let c = rig.ch(CD);
-    let toc = |msf: bool, format: u8, track: u8| c.pio(&[0x43, if msf { 2 } else { 0 }, format, 0, 0, 0, track, 0x03, 0x24, 0]);
+    let toc = |msf: bool, format: u8, track: u8| {
+        c.pio(&[0x43, if msf { 2 } else { 0 }, format, 0, 0, 0, track, 0x03, 0x24, 0])
+    };
     let r = toc(false, 0, 1);
     assert_eq!(r.data, vec![0, 18, 1, 1, 0, 0x14, 1, 0, 0, 0, 0, 0, 0, 0x14, 0xaa, 0, 0, 0, 0x03, 0xe8]);
     // MSF: LBA 0 is 00:02:00, lead-out at 1000 + 150 frames = 00:15:25.
@@ -326,7 +328,10 @@ fn host_eject_of_a_locked_tray_asks_the_guest_unless_forced() {
     assert!(q.cdrom && q.removable && !q.locked);
     assert_eq!(q.tray_open, Some(false));
     let inserted = q.inserted.unwrap();
-    assert_eq!((inserted.file.as_str(), inserted.read_only, inserted.format.as_str(), inserted.size), ("memory", true, "raw", 8 * 2048));
+    assert_eq!(
+        (inserted.file.as_str(), inserted.read_only, inserted.format.as_str(), inserted.size),
+        ("memory", true, "raw", 8 * 2048)
+    );
     assert_eq!(rig.handle.query().len(), 1);
 }
 

@@ -27,7 +27,11 @@ fn read_dma_scatters_into_the_prd_regions() {
     assert_eq!(c.alt_status() & status::DRQ, status::DRQ);
     c.bm_start(true);
     assert!(c.irq());
-    assert_eq!(c.bm_status() & (bmis::ACTIVE | bmis::ERROR | bmis::INTERRUPT), bmis::INTERRUPT, "table used up exactly");
+    assert_eq!(
+        c.bm_status() & (bmis::ACTIVE | bmis::ERROR | bmis::INTERRUPT),
+        bmis::INTERRUPT,
+        "table used up exactly"
+    );
     assert_eq!(c.status(), status::READY);
     let disk = backend.contents();
     assert_eq!(rig.read_mem(0x10000, 1024), disk[4 * 512..6 * 512].to_vec());

@@ -23,7 +23,14 @@ struct IsaBridgeStandIn(ConfigSpace);
 
 impl Default for IsaBridgeStandIn {
     fn default() -> Self {
-        IsaBridgeStandIn(ConfigSpace::new(PciIds { vendor_id: 0x8086, device_id: 0x7000, class: 6, subclass: 1, multifunction: true, ..Default::default() }))
+        IsaBridgeStandIn(ConfigSpace::new(PciIds {
+            vendor_id: 0x8086,
+            device_id: 0x7000,
+            class: 6,
+            subclass: 1,
+            multifunction: true,
+            ..Default::default()
+        }))
     }
 }
 

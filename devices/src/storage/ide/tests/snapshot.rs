@@ -93,11 +93,17 @@ fn a_restored_bar4_is_remapped_on_the_bus() {
     let fresh = disk_and_cd(&disk, &cd);
     let changes = Arc::new(Mutex::new(Vec::new()));
     let log = changes.clone();
-    fresh.bus.add_bar_listener(Box::new(move |c| log.lock().unwrap().push((c.old.map(|b| b.base), c.new.map(|b| b.base)))));
+    fresh
+        .bus
+        .add_bar_listener(Box::new(move |c| log.lock().unwrap().push((c.old.map(|b| b.base), c.new.map(|b| b.base)))));
     transfer(&rig, &fresh);
     assert_eq!(fresh.inb(0xd000 + 8 + 4), 0x78, "BAR4 decodes at its restored address");
     assert_eq!(fresh.inb(BM_BASE + 8 + 4), 0xff, "and no longer at the fresh machine's");
-    assert_eq!(*changes.lock().unwrap(), vec![(Some(BM_BASE as u64), None), (None, Some(0xd000))], "listeners heard the move");
+    assert_eq!(
+        *changes.lock().unwrap(),
+        vec![(Some(BM_BASE as u64), None), (None, Some(0xd000))],
+        "listeners heard the move"
+    );
     assert!(fresh.bus.resync_bars().is_empty(), "a second resync has nothing to do");
 }
 
@@ -133,7 +139,10 @@ fn hostile_controller_states_are_refused_without_panic() {
             Piix3Ide::new(
                 [
                     [Some(IdeDriveConfig::disk(disk.clone())), None],
-                    [Some(IdeDriveConfig::cdrom(Some(cd.clone() as Arc<dyn crate::storage::block::BlockBackend>))), None],
+                    [
+                        Some(IdeDriveConfig::cdrom(Some(cd.clone() as Arc<dyn crate::storage::block::BlockBackend>))),
+                        None,
+                    ],
                 ],
                 Arc::new(TestMemory::new(MEM_SIZE)),
                 [Arc::new(RecordingLine::default()), Arc::new(RecordingLine::default())],
