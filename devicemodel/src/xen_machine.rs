@@ -56,10 +56,11 @@ fn drop_privileges(cfg: &Config) -> Result<(), String> {
             ),
             None => lookup_user(user)?,
         };
-        // SAFETY: plain syscalls on integers; their results are checked. Group first, since
-        // dropping the user id first would forbid changing groups.
-        let ok =
-            unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0 };
+        // Groups first: once the user id is dropped, groups can no longer be changed.
+        // SAFETY: plain syscalls on integers (an empty group list); results are checked.
+        let ok = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(gid) == 0 }
+            // SAFETY: a plain syscall on an integer; the result is checked.
+            && unsafe { libc::setuid(uid) == 0 };
         if !ok {
             return Err(format!("-runas {user}: {}", std::io::Error::last_os_error()));
         }
