@@ -1,23 +1,9 @@
 //! `devicemodel`: a memory-safe device model for Xen HVM guests that also runs guests on KVM.
 
-mod block;
-mod cli;
-mod guest_ram;
-mod kvm;
-mod logging;
-mod machine;
-mod migration;
-mod monitor;
-mod pty;
-mod qmp;
-mod session;
-mod signals;
-mod xen;
-mod xen_machine;
-
 use std::process::ExitCode;
 
-use cli::Command;
+use devicemodel::cli::{self, Command};
+use devicemodel::{logging, session, signals};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -7,16 +7,8 @@
 //! `cargo fuzz run qmp` from devicemodel/ (on stable: `RUSTC_BOOTSTRAP=1`).
 #![no_main]
 
-// The server's own framing and parsing code (wire.rs refers to `super::error`).
-#[path = "../../src/qmp/error.rs"]
-#[allow(dead_code)]
-mod error;
-#[path = "../../src/qmp/wire.rs"]
-#[allow(dead_code)]
-mod wire;
-
 use libfuzzer_sys::fuzz_target;
-use wire::{error_response, parse_command, success_response, Frame, Framer};
+use devicemodel::qmp::wire::{error_response, parse_command, success_response, Frame, Framer};
 
 fn check_line(reply: &str, id: Option<&serde_json::Value>) {
     assert!(reply.ends_with("\r\n"), "reply must end in CRLF: {reply:?}");

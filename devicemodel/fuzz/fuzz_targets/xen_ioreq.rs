@@ -9,17 +9,13 @@
 //! `cargo fuzz run xen_ioreq` from devicemodel/ (on stable: `RUSTC_BOOTSTRAP=1`).
 #![no_main]
 
-#[path = "../../src/xen/ioreq.rs"]
-#[allow(dead_code)]
-mod ioreq;
-
 use std::sync::{Arc, Mutex, OnceLock};
 
 use devices::bus::{AddressSpace, BusDevice, IoBus};
 use devices::chipset::i440fx::I440fx;
 use devices::memory::TestMemory;
 use devices::pci::PciAddress;
-use ioreq::{rep_span, service_slot, RawIoreq, SlotOutcome, VecIoreqPage, STATE_IOREQ_READY, STATE_IORESP_READY};
+use devicemodel::xen::ioreq::{rep_span, service_slot, RawIoreq, SlotOutcome, VecIoreqPage, STATE_IOREQ_READY, STATE_IORESP_READY};
 use libfuzzer_sys::fuzz_target;
 
 const RAM: usize = 64 * 1024;
