@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use devices::bus::{AddressSpace, IoBus, SharedBusDevice};
 use devices::chipset::{i440fx::I440fx, piix3::Piix3, piix4_pm};
 use devices::clock::{Clock, HostClock};
-use devices::interrupt::InterruptLine;
+use devices::interrupt::InterruptService;
 use devices::legacy::{cmos::Cmos, debug_port, i8042::I8042, reset, serial::Serial};
 use devices::memory::GuestMemory;
 use devices::pci::PciAddress;
@@ -18,19 +18,18 @@ use vm_memory::GuestAddress;
 
 use crate::cli::{Config, MachineKind, SerialBackend};
 use crate::guest_ram::{DeviceRam, GuestRam};
-use crate::kvm::{cpu::CpuStart, interrupts::KvmIrqLine, KvmVm, RunControl};
+use crate::kvm::{cpu::CpuStart, interrupts::KvmInterrupts, KvmVm, RunControl};
 use crate::pty::{Pty, PtyWriter};
 
 /// How the machine's devices reach the hypervisor: interrupts, DMA, power requests.
 pub struct Wiring {
-    /// ISA IRQ (0-15) lines: KVM `KVM_IRQ_LINE`, Xen `set_isa_irq_level`.
-    pub isa_irq: Box<dyn Fn(u32) -> Arc<dyn InterruptLine>>,
+    /// Every interrupt line and MSI sink the devices get (KVM: in-kernel irqchip with our PIRQ
+    /// routing; Xen: DMOPs), and where PIIX3 PIRQ route changes go.
+    pub interrupts: Arc<dyn InterruptService>,
     pub control: Arc<dyn VmControl>,
     pub clock: Arc<dyn Clock>,
     /// Guest RAM for device DMA (dirty-tracked).
     pub dma_memory: Arc<dyn GuestMemory>,
-    /// Told when the guest reroutes a PIIX3 PIRQ (Xen forwards it as `set_pci_link_route`).
-    pub pirq_observer: Option<devices::chipset::piix3::PirqObserver>,
     /// With Xen's `xenfv` machine: the xen-platform device's host side.
     pub xen_platform: Option<Arc<dyn devices::xen_platform::XenPlatformHost>>,
     /// `-serial pty` ports' ptys, by serial index.
@@ -120,8 +119,8 @@ fn serial_output(
 
 impl Machine {
     pub fn build(cfg: &Config, wiring: Wiring, ide_drives: IdeDrives) -> Result<Machine, MachineError> {
-        let Wiring { isa_irq, control, clock, dma_memory, pirq_observer, xen_platform, ptys } = wiring;
-        let irq_line = &*isa_irq;
+        let Wiring { interrupts, control, clock, dma_memory, xen_platform, ptys } = wiring;
+        let irq_line = |irq: u32| interrupts.isa_irq(irq as u8);
         let bus = Arc::new(IoBus::new());
 
         // PCI functions (PCI 3.0; slot layout as qemu-xen's xenfv/pc machines).
@@ -129,9 +128,7 @@ impl Machine {
         let i440fx = Arc::new(Mutex::new(I440fx::new()));
         bus.add_pci_device(PciAddress::new(0, 0, 0), i440fx.clone()).map_err(pci_err)?;
         let mut piix3 = Piix3::new();
-        if let Some(observer) = pirq_observer {
-            piix3.set_pirq_observer(observer);
-        }
+        piix3.set_pirq_observer(devices::chipset::piix3::observer_for(interrupts.clone()));
         let piix3 = Arc::new(Mutex::new(piix3));
         bus.add_pci_device(PciAddress::new(0, 1, 0), piix3.clone()).map_err(pci_err)?;
         let (pm_function, pm_io) = piix4_pm::new(irq_line(piix4_pm::SCI_IRQ as u32), control.clone(), clock.clone());
@@ -309,11 +306,10 @@ pub fn run_on_kvm(
     let mut vm = KvmVm::new(ram.clone())?;
     let vmfd = vm.vm();
     let wiring = Wiring {
-        isa_irq: Box::new(move |gsi: u32| -> Arc<dyn InterruptLine> { Arc::new(KvmIrqLine::new(vmfd.clone(), gsi)) }),
+        interrupts: KvmInterrupts::new(vmfd),
         control: control.clone(),
         clock: Arc::new(HostClock::new()),
         dma_memory: Arc::new(DeviceRam::new(ram.clone())),
-        pirq_observer: None,
         xen_platform: None,
         ptys: ptys.to_vec(),
     };

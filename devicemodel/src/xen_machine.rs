@@ -96,13 +96,11 @@ pub fn run_on_xen(
     // libxl wrote the guest's PV backends before starting us; we serve none of them: say which.
     let pv_backends = UnservedBackends::start(backend.xenstore(), domid);
     let host = Arc::new(PlatformHost { ide: OnceLock::new(), dm: backend.dm().clone(), pv_backends });
-    let isa_backend = backend.dm().clone();
     let wiring = Wiring {
-        isa_irq: Box::new(move |irq| Arc::new(crate::xen::interrupts::XenIsaIrq::new(isa_backend.clone(), irq as u8))),
+        interrupts: backend.interrupts(),
         control: backend.vm_control(),
         clock: Arc::new(HostClock::new()),
         dma_memory: mem.clone(),
-        pirq_observer: Some(backend.pirq_observer()),
         xen_platform: Some(host.clone()),
         ptys: ptys.to_vec(),
     };

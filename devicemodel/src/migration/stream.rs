@@ -275,10 +275,10 @@ pub(crate) mod tests_support {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use devices::clock::ManualClock;
-    use devices::interrupt::{InterruptLine, RecordingLine};
+    use devices::interrupt::{RecordingInterruptService, RecordingInterrupts};
     use devices::memory::TestMemory;
     use devices::vm_control::RecordingVmControl;
     use devices::xen_platform::{UnplugRequest, XenPlatformHost};
@@ -303,22 +303,17 @@ pub(crate) mod tests {
         }
     }
 
-    type RouteLog = Arc<Mutex<Vec<(u8, Option<u8>)>>>;
-
-    /// A machine on test fakes; `routes` records PIIX3 link-route notifications.
-    fn machine(routes: RouteLog) -> (Machine, Vec<Arc<RecordingLine>>) {
-        let lines: Vec<Arc<RecordingLine>> = (0..16).map(|_| Arc::new(RecordingLine::default())).collect();
-        let l = lines.clone();
+    /// A machine on test fakes; `irqs` records its interrupts and PIIX3 link-route notifications.
+    fn machine(irqs: Arc<RecordingInterrupts>) -> Machine {
         let wiring = crate::machine::Wiring {
-            isa_irq: Box::new(move |irq| -> Arc<dyn InterruptLine> { l[irq as usize].clone() }),
+            interrupts: Arc::new(RecordingInterruptService(irqs)),
             control: Arc::new(RecordingVmControl::default()),
             clock: Arc::new(ManualClock::new(1_700_000_000)),
             dma_memory: Arc::new(TestMemory::new(1 << 20)),
-            pirq_observer: Some(Box::new(move |p, r| routes.lock().unwrap().push((p, r)))),
             xen_platform: Some(Arc::new(NoHost)),
             ptys: Vec::new(),
         };
-        (Machine::build(&config(), wiring, Default::default()).unwrap(), lines)
+        Machine::build(&config(), wiring, Default::default()).unwrap()
     }
 
     fn cfg_write(m: &Machine, slot: u8, func: u8, reg: u8, v: u32) {
@@ -360,7 +355,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn machine_for_tests() -> Machine {
-        machine(Arc::default()).0
+        machine(RecordingInterrupts::new())
     }
 
     fn drive_to_non_default(m: &Machine) {
@@ -383,14 +378,14 @@ pub(crate) mod tests {
 
     #[test]
     fn a_whole_machine_round_trips() {
-        let (a, _) = machine(Arc::default());
+        let a = machine(RecordingInterrupts::new());
         drive_to_non_default(&a);
         let before = observe(&a);
         a.bus.pio_write(0xcf8, &0x8000_0804u32.to_le_bytes());
         let stream = save_machine(&a);
 
-        let routes = Arc::new(Mutex::new(Vec::new()));
-        let (b, _) = machine(routes.clone());
+        let irqs = RecordingInterrupts::new();
+        let b = machine(irqs.clone());
         assert_ne!(observe(&b), before, "the fresh machine starts different");
         // Trailing bytes after the stream belong to someone else and must stay unread.
         let mut input = stream.clone();
@@ -403,7 +398,7 @@ pub(crate) mod tests {
         assert_eq!(u32::from_le_bytes(d), 0x8000_0804, "the latched configuration address");
         assert_eq!(observe(&b), before);
         assert_eq!(
-            *routes.lock().unwrap(),
+            irqs.take_routes(),
             vec![(0, Some(5)), (1, Some(11)), (2, Some(10)), (3, Some(11))],
             "Xen hears every link route"
         );
@@ -414,10 +409,10 @@ pub(crate) mod tests {
 
     #[test]
     fn damaged_and_foreign_streams_are_refused_and_change_nothing() {
-        let (a, _) = machine(Arc::default());
+        let a = machine(RecordingInterrupts::new());
         drive_to_non_default(&a);
         let stream = save_machine(&a);
-        let (b, _) = machine(Arc::default());
+        let b = machine(RecordingInterrupts::new());
         let fresh = observe(&b);
         for len in 0..stream.len() {
             let e = restore_machine(&b, &mut &stream[..len]).unwrap_err();
@@ -446,15 +441,13 @@ pub(crate) mod tests {
         assert_eq!(observe(&b), fresh, "no refused stream changed the machine");
         // A machine without the second serial port cannot take this state.
         let (c, _) = {
-            let lines: Vec<Arc<RecordingLine>> = (0..16).map(|_| Arc::new(RecordingLine::default())).collect();
             let mut cfg = config();
             cfg.serials.truncate(1);
             let wiring = crate::machine::Wiring {
-                isa_irq: Box::new(move |irq| -> Arc<dyn InterruptLine> { lines[irq as usize].clone() }),
+                interrupts: Arc::new(RecordingInterruptService(RecordingInterrupts::new())),
                 control: Arc::new(RecordingVmControl::default()),
                 clock: Arc::new(ManualClock::new(0)),
                 dma_memory: Arc::new(TestMemory::new(1 << 20)),
-                pirq_observer: None,
                 xen_platform: Some(Arc::new(NoHost)),
                 ptys: Vec::new(),
             };

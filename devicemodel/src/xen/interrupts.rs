@@ -4,8 +4,11 @@
 //! `inject_msi`. Levels are sent on both edges: a deassert that never reaches Xen leaves a
 //! level-triggered line stuck (xen-interface.md section 11, item 10).
 
-use devices::chipset::piix3::PirqObserver;
-use devices::interrupt::{InterruptLine, MsiSink};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use devices::interrupt::{InterruptLine, InterruptService, IntxPin, MsiSink, SharedLine};
+use devices::pci::PciAddress;
 
 use super::dmop::DeviceModelOps;
 
@@ -74,14 +77,51 @@ impl MsiSink for XenMsi {
     }
 }
 
-/// The PIIX3 observer that forwards PIRQ route changes (PIRQRC 0x60-0x63) to Xen; an unrouted
-/// PIRQ is link IRQ 0 (`set_pci_link_route` "0 -> disable link").
-pub fn pirq_route_forwarder(dm: DeviceModelOps) -> PirqObserver {
-    Box::new(move |pirq, irq| {
-        if let Err(e) = dm.set_pci_link_route(pirq, irq.unwrap_or(0)) {
-            log::error!("PIRQ{} -> IRQ {:?}: {e}", (b'A' + pirq) as char, irq);
+/// Every interrupt of the machine on Xen. Xen keeps one level per ISA IRQ and one per (device,
+/// pin) for the device model, so sources sharing one of those are ORed here first.
+pub struct XenInterrupts {
+    dm: DeviceModelOps,
+    isa: Vec<Arc<SharedLine>>,
+    intx: Mutex<BTreeMap<(u8, IntxPin), Arc<SharedLine>>>,
+    msi: Arc<XenMsi>,
+}
+
+impl XenInterrupts {
+    pub fn new(dm: DeviceModelOps) -> Arc<Self> {
+        let isa = (0..16u8)
+            .map(|irq| SharedLine::new(Arc::new(XenIsaIrq::new(dm.clone(), irq)) as Arc<dyn InterruptLine>))
+            .collect();
+        Arc::new(XenInterrupts { msi: Arc::new(XenMsi::new(dm.clone())), dm, isa, intx: Mutex::new(BTreeMap::new()) })
+    }
+}
+
+impl InterruptService for XenInterrupts {
+    fn isa_irq(&self, irq: u8) -> Arc<dyn InterruptLine> {
+        match self.isa.get(irq as usize) {
+            Some(w) => w.input(),
+            None => Arc::new(devices::interrupt::DisconnectedLine),
         }
-    })
+    }
+
+    fn pci_intx(&self, address: PciAddress, pin: IntxPin) -> Arc<dyn InterruptLine> {
+        // Xen routes bus 0 only, slots 0-31; anything else has no INTx there.
+        let Some(line) = XenPciIntx::new(self.dm.clone(), address.device, pin.register()).filter(|_| address.bus == 0)
+        else {
+            return Arc::new(devices::interrupt::DisconnectedLine);
+        };
+        let mut intx = self.intx.lock().unwrap_or_else(|e| e.into_inner());
+        intx.entry((address.device, pin)).or_insert_with(|| SharedLine::new(Arc::new(line))).input()
+    }
+
+    fn msi(&self, _address: PciAddress) -> Arc<dyn MsiSink> {
+        self.msi.clone()
+    }
+
+    fn pirq_routed(&self, pirq: u8, irq: Option<u8>) {
+        if let Err(e) = self.dm.set_pci_link_route(pirq, irq.unwrap_or(0)) {
+            log::error!("PIRQ{} -> IRQ {:?}: {e}", (b'A' + pirq.min(3)) as char, irq);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +182,7 @@ mod tests {
     fn piix3_route_programming_reaches_xen() {
         let (t, dm) = dm();
         let mut piix3 = Piix3::new();
-        piix3.set_pirq_observer(pirq_route_forwarder(dm));
+        piix3.set_pirq_observer(devices::chipset::piix3::observer_for(XenInterrupts::new(dm)));
         // hvmloader routes PIRQA-D to 5, 10, 11, 5 with one byte write each; then disables PIRQB.
         for (i, irq) in [5u8, 10, 11, 5].into_iter().enumerate() {
             piix3.config_write(0x60 + i as u16, &[irq]);

@@ -31,8 +31,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use devices::bus::IoBus;
-use devices::chipset::piix3::PirqObserver;
-use devices::interrupt::{InterruptLine, MsiSink};
 use devices::vm_control::{VmControl, VmRequest};
 
 use dmop::{DeviceModelOps, HvmMemType, ShutdownReason};
@@ -82,23 +80,9 @@ impl XenBackend {
         Arc::new(ForeignMemory::new(Box::new(mapper), Box::new(self.dm.clone()), DEFAULT_MAX_BUCKETS))
     }
 
-    /// ISA IRQ `irq` for the machine's `irq_line` factory.
-    pub fn isa_irq(&self, irq: u8) -> Arc<dyn InterruptLine> {
-        Arc::new(interrupts::XenIsaIrq::new(self.dm.clone(), irq))
-    }
-
-    /// The INTx line of a PCI function in `slot` with Interrupt Pin `pin` (1-4).
-    pub fn pci_intx(&self, slot: u8, pin: u8) -> Option<Arc<dyn InterruptLine>> {
-        interrupts::XenPciIntx::new(self.dm.clone(), slot, pin).map(|l| Arc::new(l) as Arc<dyn InterruptLine>)
-    }
-
-    pub fn msi(&self) -> Arc<dyn MsiSink> {
-        Arc::new(interrupts::XenMsi::new(self.dm.clone()))
-    }
-
-    /// For `Piix3::set_pirq_observer`.
-    pub fn pirq_observer(&self) -> PirqObserver {
-        interrupts::pirq_route_forwarder(self.dm.clone())
+    /// Every interrupt of the guest, as DMOPs.
+    pub fn interrupts(&self) -> Arc<interrupts::XenInterrupts> {
+        interrupts::XenInterrupts::new(self.dm.clone())
     }
 
     /// Power requests of the devices become `remote_shutdown`; Xen and libxl do the rest.

@@ -56,6 +56,12 @@ const STORAGE_REGISTERS: &[(u8, u8)] = &[
 /// means the PIRQ drives no ISA IRQ (Xen's `set_pci_link_route` takes 0 for that).
 pub type PirqObserver = Box<dyn Fn(u8, Option<u8>) + Send>;
 
+/// The observer that tells `service` of every route change (KVM re-routes its INTx wires, Xen
+/// forwards `set_pci_link_route`).
+pub fn observer_for(service: std::sync::Arc<dyn crate::interrupt::InterruptService>) -> PirqObserver {
+    Box::new(move |pirq, irq| service.pirq_routed(pirq, irq))
+}
+
 /// The ISA IRQs a PIRQ cannot be routed to: 0 (timer), 1 (keyboard), 2 (cascade), 8 (RTC) and 13
 /// (FPU error) are reserved in PIRQRC (82371SB section 2.2.10), so such a value routes nowhere.
 fn valid_isa_irq(irq: u8) -> bool {
