@@ -2,6 +2,7 @@
 //! the host bridge's configuration mechanism #1 (0xcf8/0xcfc).
 
 pub mod config;
+pub mod function;
 pub mod intx_router;
 pub mod msi;
 pub mod msix;
