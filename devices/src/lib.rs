@@ -10,6 +10,7 @@
 pub mod bus;
 pub mod chipset;
 pub mod clock;
+pub mod edu;
 pub mod interrupt;
 pub mod legacy;
 pub mod memory;

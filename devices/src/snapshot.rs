@@ -350,3 +350,30 @@ mod tests {
 #[cfg(test)]
 #[path = "snapshot_tests.rs"]
 mod device_tests;
+
+/// [`Snapshot`] as a trait object, so a machine can keep its devices in one list and save and
+/// restore them without naming their types (every `Snapshot` is one).
+pub trait DeviceState: Send {
+    /// The section id ([`Snapshot::ID`]).
+    fn state_id(&self) -> &'static str;
+    /// The format version `save_state` writes ([`Snapshot::VERSION`]).
+    fn state_version(&self) -> u16;
+    fn save_state(&self) -> Vec<u8>;
+    /// Restores a payload saved with format `version`; refused payloads change nothing.
+    fn restore_state(&mut self, version: u16, data: &[u8]) -> Result<(), StateError>;
+}
+
+impl<T: Snapshot + Send> DeviceState for T {
+    fn state_id(&self) -> &'static str {
+        T::ID
+    }
+    fn state_version(&self) -> u16 {
+        T::VERSION
+    }
+    fn save_state(&self) -> Vec<u8> {
+        save_to_vec(self)
+    }
+    fn restore_state(&mut self, version: u16, data: &[u8]) -> Result<(), StateError> {
+        restore_from(self, version, data)
+    }
+}

@@ -297,6 +297,49 @@ impl PciFunction {
     }
 }
 
+/// A restored [`PciFunction`] state, checked and not yet applied.
+pub struct PciFunctionState {
+    config: super::config::ConfigState,
+    msix: Option<MsixCapability>,
+}
+
+impl PciFunction {
+    /// Saves configuration space and the MSI-X table and PBA (which live outside it).
+    pub fn save(&self, w: &mut crate::snapshot::StateWriter) {
+        self.config.save_state(w);
+        w.option(self.msix.as_ref(), |w, m| w.blob(&crate::snapshot::save_to_vec(m)));
+    }
+
+    /// Reads and checks what [`PciFunction::save`] wrote; nothing changes until
+    /// [`PciFunction::apply`].
+    pub fn load(
+        &self,
+        r: &mut crate::snapshot::StateReader<'_>,
+    ) -> Result<PciFunctionState, crate::snapshot::StateError> {
+        use crate::snapshot::Snapshot;
+        let config = self.config.load_state(r)?;
+        let saved = r.option("msix", |r| r.blob("msix", 1 << 16))?;
+        let msix = match (&self.msix, saved) {
+            (None, None) => None,
+            (Some(m), Some(blob)) => {
+                let mut m = m.clone();
+                crate::snapshot::restore_from(&mut m, MsixCapability::VERSION, &blob)?;
+                Some(m)
+            }
+            _ => return Err(r.invalid("msix", "MSI-X presence differs from this function")),
+        };
+        Ok(PciFunctionState { config, msix })
+    }
+
+    pub fn apply(&mut self, state: PciFunctionState) {
+        self.config.apply_state(state.config);
+        if state.msix.is_some() {
+            self.msix = state.msix;
+        }
+        self.resync();
+    }
+}
+
 /// A device built on [`PciFunction`]: it exposes the function and handles its BARs; the blanket
 /// [`PciDevice`] implementation does the rest.
 pub trait PciFunctionDevice: Send {

@@ -51,6 +51,7 @@ impl MsixEntry {
 }
 
 /// MSI-X state of one function.
+#[derive(Clone)]
 pub struct MsixCapability {
     offset: u8,
     table: MsixLocation,
