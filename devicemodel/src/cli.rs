@@ -34,6 +34,7 @@ Devices and I/O:
   -vga none                      no VGA card
   -nodefaults, -no-user-config   accepted (we never add devices you did not ask for)
   -device isa-debug-exit[,iobase=0xf4][,iosize=4]  writing V exits with status (V << 1) | 1
+  -device edu[,addr=SLOT]  QEMU's edu test device (1234:11e8; INTx and MSI)
 Control:
   -name NAME[,debug-threads=on]  guest name (used in logs)
   -no-shutdown                   on guest power-off, stop the guest but keep running
@@ -77,12 +78,6 @@ pub enum SerialBackend {
     Pty,
     File(PathBuf),
     Null,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DebugExit {
-    pub iobase: u16,
-    pub iosize: u16,
 }
 
 /// `media=` of a drive.
@@ -156,7 +151,8 @@ pub struct Config {
     pub bios: Option<PathBuf>,
     pub boot_order: String,
     pub serials: Vec<SerialBackend>,
-    pub debug_exit: Option<DebugExit>,
+    /// `-device NAME,...` for registry devices (`crate::registry`), in command-line order.
+    pub devices: Vec<crate::registry::DeviceRequest>,
     pub name: Option<String>,
     pub no_shutdown: bool,
     pub no_reboot: bool,
@@ -195,7 +191,7 @@ impl Default for Config {
             bios: None,
             boot_order: "cd".into(),
             serials: Vec::new(),
-            debug_exit: None,
+            devices: Vec::new(),
             name: None,
             no_shutdown: false,
             no_reboot: false,
@@ -428,21 +424,14 @@ fn parse_device(v: &str, cfg: &mut Config, ide_devices: &mut Vec<IdeDeviceSpec>)
             ide_devices.push(parse_ide_device(d, &opts[1..], v)?);
             Ok(())
         }
-        "isa-debug-exit" => {
-            let mut de = DebugExit { iobase: 0x501, iosize: 2 };
-            for (k, val) in &opts[1..] {
-                let n = parse_int(val)
-                    .ok_or_else(|| CliError(format!("-device isa-debug-exit: {k}={val} is not a number")))?;
-                match k.as_str() {
-                    "iobase" if n < 0x10000 => de.iobase = n as u16,
-                    "iosize" if matches!(n, 1 | 2 | 4) => de.iosize = n as u16,
-                    _ => return err(format!("-device isa-debug-exit: bad property {k}={val}")),
-                }
-            }
-            if de.iobase as u32 + de.iosize as u32 > 0x10000 {
-                return err("-device isa-debug-exit: iobase + iosize is beyond port 0xffff");
-            }
-            cfg.debug_exit = Some(de);
+        name if crate::registry::find(name).is_some() => {
+            let request = crate::registry::DeviceRequest {
+                driver: driver.clone(),
+                props: opts[1..].to_vec(),
+                text: v.to_string(),
+            };
+            crate::registry::validate(&request).map_err(CliError)?;
+            cfg.devices.push(request);
             Ok(())
         }
         "" => err("-device: missing driver name"),
@@ -451,7 +440,10 @@ fn parse_device(v: &str, cfg: &mut Config, ide_devices: &mut Vec<IdeDeviceSpec>)
             Ok(())
         }
         "xen-pci-passthrough" | "vfio-pci" => err(format!("-device {driver}: PCI passthrough is not supported yet")),
-        other => err(format!("-device {other}: unsupported device (supported: ide-hd, ide-cd, isa-debug-exit)")),
+        other => {
+            let names: Vec<&str> = crate::registry::DEVICES.iter().map(|d| d.name).collect();
+            err(format!("-device {other}: unsupported device (supported: ide-hd, ide-cd, {})", names.join(", ")))
+        }
     }
 }
 
@@ -1060,7 +1052,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.serials, vec![SerialBackend::Stdio]);
         assert_eq!(c.qmp[0].source, crate::qmp::ListenerSource::Path(PathBuf::from("/tmp/q.sock")));
-        assert_eq!(c.debug_exit, Some(DebugExit { iobase: 0xf4, iosize: 4 }));
+        assert_eq!(c.devices.len(), 1);
+        assert_eq!(
+            (c.devices[0].driver.as_str(), c.devices[0].text.as_str()),
+            ("isa-debug-exit", "isa-debug-exit,iobase=0xf4,iosize=0x04")
+        );
         assert_eq!(c.name.as_deref(), Some("demo"));
         assert!(c.log.guest_errors && c.log.unimp);
         assert_eq!(c.boot_order, "dc");

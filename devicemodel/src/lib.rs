@@ -12,6 +12,7 @@ pub mod migration;
 pub mod monitor;
 pub mod pty;
 pub mod qmp;
+pub mod registry;
 pub mod session;
 pub mod signals;
 pub mod xen;

@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use devices::bus::{AddressSpace, IoBus, SharedBusDevice};
 use devices::chipset::{i440fx::I440fx, piix3::Piix3, piix4_pm};
 use devices::clock::{Clock, HostClock};
-use devices::interrupt::InterruptService;
+use devices::interrupt::{InterruptService, IntxPin};
 use devices::legacy::{cmos::Cmos, debug_port, i8042::I8042, reset, serial::Serial};
 use devices::memory::GuestMemory;
-use devices::pci::PciAddress;
+use devices::pci::function::PciResources;
+use devices::pci::{PciAddress, PciDevice};
+use devices::snapshot::DeviceState;
 use devices::storage::ide::{IdeDriveConfig, IdeHandle, Piix3Ide, CHANNEL_IRQS, LEGACY_PORT_RANGES, PIIX3_IDE_ADDRESS};
 use devices::vm_control::VmControl;
 use vm_memory::GuestAddress;
@@ -77,6 +79,94 @@ pub mod irq {
 const COM_PORTS: [(u16, u32); 4] =
     [(0x3f8, irq::COM1_COM3), (0x2f8, irq::COM2_COM4), (0x3e8, irq::COM1_COM3), (0x2e8, irq::COM2_COM4)];
 
+/// A device registered for save/restore: its state section is `(state_id, instance)`.
+#[derive(Clone)]
+pub struct SavedDevice {
+    pub instance: u32,
+    pub device: Arc<Mutex<dyn DeviceState>>,
+}
+
+/// What devices are attached through: the bus, the backend's interrupts, DMA memory, power
+/// requests and time, a PCI slot allocator, and the list of devices to save and restore.
+pub struct MachineBuilder {
+    pub bus: Arc<IoBus>,
+    pub interrupts: Arc<dyn InterruptService>,
+    pub dma_memory: Arc<dyn GuestMemory>,
+    pub control: Arc<dyn VmControl>,
+    pub clock: Arc<dyn Clock>,
+    used_slots: std::collections::BTreeSet<u8>,
+    saved: Vec<SavedDevice>,
+}
+
+impl MachineBuilder {
+    /// Marks `slot` as taken by a fixed device.
+    pub fn reserve_slot(&mut self, slot: u8) {
+        self.used_slots.insert(slot);
+    }
+
+    /// The slot a new PCI device gets: `wanted` if free, else the lowest free slot from 2 on
+    /// (0 and 1 are the host bridge and the PIIX3, as on QEMU's pc machine).
+    fn allocate_slot(&mut self, name: &str, wanted: Option<u8>) -> Result<u8, String> {
+        let slot = match wanted {
+            Some(s) if self.used_slots.contains(&s) => {
+                return Err(format!("-device {name},addr={s:x}: PCI slot {s:#x} is already in use"))
+            }
+            Some(s) => s,
+            None => (2..32u8)
+                .find(|s| !self.used_slots.contains(s))
+                .ok_or_else(|| format!("-device {name}: no free PCI slot left on bus 0"))?,
+        };
+        self.used_slots.insert(slot);
+        Ok(slot)
+    }
+
+    /// What a function at `address` with INTx pin `pin` is wired to.
+    pub fn pci_resources(&self, address: PciAddress, pin: IntxPin) -> PciResources {
+        PciResources {
+            intx: self.interrupts.pci_intx(address, pin),
+            msi: self.interrupts.msi(address),
+            memory: self.dma_memory.clone(),
+        }
+    }
+
+    /// Builds a PCI function with `make` in `slot` (or the next free one), attaches it to bus 0
+    /// and registers it for save/restore. Its pin is INTA# (single-function devices swizzle from
+    /// INTA#).
+    pub fn add_pci_function<T>(
+        &mut self,
+        name: &str,
+        slot: Option<u8>,
+        make: impl FnOnce(PciResources) -> T,
+    ) -> Result<Arc<Mutex<T>>, String>
+    where
+        T: PciDevice + DeviceState + 'static,
+    {
+        let slot = self.allocate_slot(name, slot)?;
+        let address = PciAddress::new(0, slot, 0);
+        let device = Arc::new(Mutex::new(make(self.pci_resources(address, IntxPin::IntA))));
+        self.bus.add_pci_device(address, device.clone()).map_err(|e| format!("{name} at {address}: {e}"))?;
+        self.save(device.clone());
+        log::debug!("{name} at {address}");
+        Ok(device)
+    }
+
+    /// Attaches a fixed port range to `device` (a device with state also calls
+    /// [`MachineBuilder::save`]).
+    pub fn add_io<T>(&mut self, name: &str, base: u64, len: u64, device: Arc<Mutex<T>>) -> Result<(), String>
+    where
+        T: devices::bus::BusDevice + 'static,
+    {
+        self.bus.insert(AddressSpace::Io, base, len, name, device).map_err(|e| format!("{name}: {e}"))
+    }
+
+    /// Registers a device for save/restore; instances of one state id are numbered in order.
+    pub fn save<T: DeviceState + 'static>(&mut self, device: Arc<Mutex<T>>) {
+        let id = device.lock().unwrap().state_id();
+        let instance = self.saved.iter().filter(|d| d.device.lock().unwrap().state_id() == id).count() as u32;
+        self.saved.push(SavedDevice { instance, device });
+    }
+}
+
 /// The assembled machine: its dispatch bus and the devices the host side feeds.
 pub struct Machine {
     pub bus: Arc<IoBus>,
@@ -122,6 +212,15 @@ impl Machine {
         let Wiring { interrupts, control, clock, dma_memory, xen_platform, ptys } = wiring;
         let irq_line = |irq: u32| interrupts.isa_irq(irq as u8);
         let bus = Arc::new(IoBus::new());
+        let mut builder = MachineBuilder {
+            bus: bus.clone(),
+            interrupts: interrupts.clone(),
+            dma_memory: dma_memory.clone(),
+            control: control.clone(),
+            clock: clock.clone(),
+            used_slots: [0, 1].into_iter().collect(),
+            saved: Vec::new(),
+        };
 
         // PCI functions (PCI 3.0; slot layout as qemu-xen's xenfv/pc machines).
         let pci_err = |e: String| MachineError(format!("machine assembly: {e}"));
@@ -156,6 +255,7 @@ impl Machine {
             let (function, ports) = devices::xen_platform::new(host);
             platform = Some(function.clone());
             bus.add_pci_device(PciAddress::new(0, 2, 0), function).map_err(pci_err)?;
+            builder.reserve_slot(2);
             let base = devices::xen_platform::FIXED_IO_BASE as u64;
             insert(&bus, base, devices::xen_platform::FIXED_IO_LEN as u64, "xen-platform", ports)?;
         }
@@ -179,15 +279,6 @@ impl Machine {
         let reset_control = shared(reset::ResetControl::new(control.clone()));
         insert(&bus, 0xcf9, 1, "reset-control", reset_control.clone())?;
         insert(&bus, 0xe9, 1, "debug-console", shared(debug_port::DebugConsole::new(None)))?;
-        if let Some(de) = &cfg.debug_exit {
-            insert(
-                &bus,
-                de.iobase as u64,
-                de.iosize as u64,
-                "isa-debug-exit",
-                shared(debug_port::DebugExit::new(de.iobase as u64, de.iosize as u64, control.clone())),
-            )?;
-        }
         let mut serials = Vec::new();
         for (i, backend) in cfg.serials.iter().enumerate() {
             let (base, irq) = COM_PORTS[i];
@@ -196,6 +287,8 @@ impl Machine {
             insert(&bus, base as u64, 8, &format!("com{}", i + 1), s.clone())?;
             serials.push(s);
         }
+        // -device NAME,... from the registry, in command-line order.
+        crate::registry::attach_all(&cfg.devices, &mut builder).map_err(MachineError)?;
         let devices = crate::migration::MachineDevices {
             bus: bus.clone(),
             i440fx,
@@ -210,6 +303,7 @@ impl Machine {
             port92,
             reset_control,
             serials: serials.clone(),
+            attached: builder.saved,
             dirty_log: None,
         };
         Ok(Machine { bus, serials, cmos, ide: ide_handle, devices })

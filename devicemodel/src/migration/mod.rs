@@ -44,6 +44,8 @@ pub struct MachineDevices {
     pub port92: Arc<Mutex<reset::SystemControlPortA>>,
     pub reset_control: Arc<Mutex<reset::ResetControl>>,
     pub serials: Vec<Arc<Mutex<Serial>>>,
+    /// The devices `-device` added (registry entries), in attach order.
+    pub attached: Vec<crate::machine::SavedDevice>,
     /// Where `xen-set-global-dirty-log` goes (Xen: the foreign-memory writer); set by the backend.
     pub dirty_log: Option<Arc<dyn dirty::DirtyLog>>,
 }

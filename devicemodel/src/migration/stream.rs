@@ -111,6 +111,10 @@ pub fn save_devices(d: &MachineDevices) -> Vec<u8> {
     for (i, s) in d.serials.iter().enumerate() {
         device(&mut out, i as u32, s);
     }
+    for a in &d.attached {
+        let dev = a.device.lock().unwrap();
+        push_section(&mut out, dev.state_id(), a.instance, dev.state_version(), &dev.save_state());
+    }
     out.push(TAG_END);
     let mut crc = Crc32::new();
     crc.update(&out);
@@ -215,6 +219,14 @@ pub fn restore_devices(d: &MachineDevices, r: &mut impl Read) -> Result<(), Stri
     let serials = (0..d.serials.len())
         .map(|i| take(&mut sections, <devices::legacy::serial::Serial as Snapshot>::ID, i as u32))
         .collect::<Result<Vec<_>, _>>()?;
+    let attached = d
+        .attached
+        .iter()
+        .map(|a| {
+            let id = a.device.lock().unwrap().state_id();
+            take(&mut sections, id, a.instance)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(extra) = sections.first() {
         return Err(format!(
             "device state: section for device '{}' instance {} that this machine does not have",
@@ -243,6 +255,9 @@ pub fn restore_devices(d: &MachineDevices, r: &mut impl Read) -> Result<(), Stri
     apply(&reset_control, &d.reset_control)?;
     for (s, dev) in serials.iter().zip(&d.serials) {
         apply(s, dev)?;
+    }
+    for (s, a) in attached.iter().zip(&d.attached) {
+        a.device.lock().unwrap().restore_state(s.version, &s.payload).map_err(|e| e.to_string())?;
     }
     // Configuration spaces changed behind the bus: map BARs where they are now, telling the
     // listeners (Xen ioreq range registration).
@@ -462,5 +477,83 @@ pub(crate) mod tests {
         let mut c = Crc32::new();
         c.update(b"123456789");
         assert_eq!(c.finish(), 0xcbf4_3926);
+    }
+}
+
+#[cfg(test)]
+mod attached_device_tests {
+    use std::sync::Arc;
+
+    use devices::clock::ManualClock;
+    use devices::interrupt::{IntxPin, RecordingInterruptService, RecordingInterrupts};
+    use devices::memory::TestMemory;
+    use devices::pci::PciAddress;
+    use devices::vm_control::RecordingVmControl;
+
+    use super::*;
+    use crate::cli::{parse, Command};
+
+    fn machine(extra: &[&str], irqs: Arc<RecordingInterrupts>) -> Result<Machine, String> {
+        let mut argv = vec!["-m", "64", "-nodefaults", "-kernel", "k"];
+        argv.extend_from_slice(extra);
+        let cfg = match parse(argv.iter().map(|s| s.to_string())).map_err(|e| e.0)? {
+            Command::Run(c) => *c,
+            _ => unreachable!(),
+        };
+        let wiring = crate::machine::Wiring {
+            interrupts: Arc::new(RecordingInterruptService(irqs)),
+            control: Arc::new(RecordingVmControl::default()),
+            clock: Arc::new(ManualClock::new(0)),
+            dma_memory: Arc::new(TestMemory::new(1 << 20)),
+            xen_platform: None,
+            ptys: Vec::new(),
+        };
+        Machine::build(&cfg, wiring, Default::default()).map_err(|e| e.0)
+    }
+
+    fn cfg32(m: &Machine, slot: u8, reg: u8, write: Option<u32>) -> u32 {
+        m.bus.pio_write(0xcf8, &(0x8000_0000u32 | (slot as u32) << 11 | reg as u32).to_le_bytes());
+        if let Some(v) = write {
+            m.bus.pio_write(0xcfc, &v.to_le_bytes());
+        }
+        let mut d = [0u8; 4];
+        m.bus.pio_read(0xcfc, &mut d);
+        u32::from_le_bytes(d)
+    }
+
+    #[test]
+    fn registry_devices_get_slots_in_order_and_refuse_taken_ones() {
+        let irqs = RecordingInterrupts::new();
+        let m = machine(&["-device", "edu", "-device", "edu,addr=5", "-device", "edu"], irqs).unwrap();
+        let slots: Vec<u8> = (0..32).filter(|&s| cfg32(&m, s, 0, None) == 0x11e8_1234).collect();
+        assert_eq!(slots, vec![2, 3, 5]);
+        let e = machine(&["-device", "edu,addr=4", "-device", "edu,addr=4"], RecordingInterrupts::new()).err().unwrap();
+        assert!(e.contains("slot 0x4 is already in use"), "{e}");
+        let e = machine(&["-device", "edu,addr=1"], RecordingInterrupts::new()).err().unwrap();
+        assert!(e.contains("already in use"), "{e}");
+    }
+
+    #[test]
+    fn an_attached_device_interrupts_through_its_slot_and_pin_and_is_saved() {
+        let irqs = RecordingInterrupts::new();
+        let a = machine(&["-device", "edu"], irqs.clone()).unwrap();
+        cfg32(&a, 2, 0x10, Some(0xfe00_0000));
+        cfg32(&a, 2, 0x04, Some(0x6));
+        a.bus.mmio_write(0xfe00_0060, &0x8u32.to_le_bytes());
+        let pin = irqs.intx_line(PciAddress::new(0, 2, 0), IntxPin::IntA);
+        assert!(pin.level(), "edu at 00:02.0 asserts INTA#");
+        let stream = save_machine(&a);
+
+        let irqs_b = RecordingInterrupts::new();
+        let b = machine(&["-device", "edu"], irqs_b.clone()).unwrap();
+        restore_machine(&b, &mut stream.as_slice()).unwrap();
+        let mut d = [0u8; 4];
+        b.bus.mmio_read(0xfe00_0024, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 0x8, "interrupt status restored, BAR mapped where it was");
+        assert!(irqs_b.intx_line(PciAddress::new(0, 2, 0), IntxPin::IntA).level(), "and the pin is driven again");
+        // A machine without the device refuses the stream, naming the section.
+        let c = machine(&[], RecordingInterrupts::new()).unwrap();
+        let e = restore_machine(&c, &mut stream.as_slice()).unwrap_err();
+        assert!(e.contains("'edu'"), "{e}");
     }
 }

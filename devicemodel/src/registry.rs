@@ -1,0 +1,190 @@
+//! The `-device NAME,...` registry: every device a user can add by name, with its option parser
+//! and how it attaches to the machine. One entry per device; the command line validates through
+//! the same function that later builds the device, so a bad property is refused at start-up with
+//! the option named, before anything is built.
+//!
+//! Adding a device: put it in `devices/src/<name>/`, write its `attach_*` function here (parse
+//! the properties with [`Props`], then build it through the [`MachineBuilder`]: it hands out
+//! the PCI slot, interrupts, DMA memory and registers the device for save/restore), and add one
+//! line to [`DEVICES`].
+
+use std::sync::Arc;
+
+use devices::legacy::debug_port;
+
+use crate::machine::MachineBuilder;
+
+/// One `-device` from the command line, split into its properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRequest {
+    pub driver: String,
+    pub props: Vec<(String, String)>,
+    /// The argument as the user wrote it (for messages).
+    pub text: String,
+}
+
+/// The properties of one request, each taken at most once; [`Props::finish`] refuses the ones
+/// nobody took.
+pub struct Props<'a> {
+    request: &'a DeviceRequest,
+    used: Vec<bool>,
+}
+
+impl<'a> Props<'a> {
+    pub fn new(request: &'a DeviceRequest) -> Self {
+        Props { request, used: vec![false; request.props.len()] }
+    }
+
+    fn what(&self) -> String {
+        format!("-device {}", self.request.text)
+    }
+
+    /// The value of `key`, if given.
+    pub fn get(&mut self, key: &str) -> Option<&'a str> {
+        let i = self.request.props.iter().position(|(k, _)| k == key)?;
+        self.used[i] = true;
+        Some(self.request.props[i].1.as_str())
+    }
+
+    /// A number (decimal or 0x hex) of at most `max`, or `default`.
+    pub fn number(&mut self, key: &str, default: u64, max: u64) -> Result<u64, String> {
+        let Some(v) = self.get(key) else { return Ok(default) };
+        let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        };
+        match n {
+            Some(n) if n <= max => Ok(n),
+            _ => Err(format!("{}: {key}={v} must be a number from 0 to {max:#x}", self.what())),
+        }
+    }
+
+    /// `addr=SLOT[.FN]` (hexadecimal, as QEMU reads it): the PCI slot, function 0 only.
+    pub fn pci_slot(&mut self) -> Result<Option<u8>, String> {
+        let Some(v) = self.get("addr") else { return Ok(None) };
+        let (slot, func) = v.split_once('.').unwrap_or((v, "0"));
+        let slot = u8::from_str_radix(slot.trim_start_matches("0x"), 16).ok().filter(|&s| s < 32);
+        match (slot, func) {
+            (Some(s), "0") => Ok(Some(s)),
+            (Some(_), _) => Err(format!("{}: addr={v}: only function 0 is supported", self.what())),
+            (None, _) => Err(format!("{}: addr={v}: expected a slot number 0-1f (hexadecimal)", self.what())),
+        }
+    }
+
+    /// Refuses properties nobody asked for. `id=` is every device's (QMP names it).
+    pub fn finish(mut self) -> Result<(), String> {
+        let _ = self.get("id");
+        let unknown: Vec<&str> =
+            self.request.props.iter().zip(&self.used).filter(|(_, u)| !**u).map(|((k, _), _)| k.as_str()).collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: unknown propert{} {}",
+                self.what(),
+                if unknown.len() == 1 { "y" } else { "ies" },
+                unknown.join(", ")
+            ))
+        }
+    }
+}
+
+/// Parses a request's properties and, given a machine, builds and attaches the device. Called
+/// once without a machine when the command line is read (to refuse bad properties early) and
+/// once with it.
+pub type AttachFn = fn(&mut Props<'_>, Option<&mut MachineBuilder>) -> Result<(), String>;
+
+pub struct DeviceEntry {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub attach: AttachFn,
+}
+
+/// Every device `-device` can add.
+pub static DEVICES: &[DeviceEntry] = &[
+    DeviceEntry {
+        name: "edu",
+        summary: "QEMU's edu test device (INTx and MSI, DMA): -device edu[,addr=SLOT]",
+        attach: attach_edu,
+    },
+    DeviceEntry {
+        name: "isa-debug-exit",
+        summary: "writing V exits with status (V << 1) | 1: -device isa-debug-exit[,iobase=0x501][,iosize=2]",
+        attach: attach_isa_debug_exit,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static DeviceEntry> {
+    DEVICES.iter().find(|d| d.name == name)
+}
+
+/// Checks a request's properties without building anything.
+pub fn validate(request: &DeviceRequest) -> Result<(), String> {
+    let entry = find(&request.driver).ok_or_else(|| format!("-device {}: unknown device", request.driver))?;
+    let mut props = Props::new(request);
+    (entry.attach)(&mut props, None)?;
+    props.finish()
+}
+
+/// Builds every requested device into the machine, in command-line order.
+pub fn attach_all(requests: &[DeviceRequest], builder: &mut MachineBuilder) -> Result<(), String> {
+    for request in requests {
+        let entry = find(&request.driver).ok_or_else(|| format!("-device {}: unknown device", request.driver))?;
+        let mut props = Props::new(request);
+        (entry.attach)(&mut props, Some(builder))?;
+        props.finish()?;
+    }
+    Ok(())
+}
+
+fn attach_edu(props: &mut Props<'_>, machine: Option<&mut MachineBuilder>) -> Result<(), String> {
+    let slot = props.pci_slot()?;
+    if let Some(m) = machine {
+        m.add_pci_function("edu", slot, devices::edu::Edu::new)?;
+    }
+    Ok(())
+}
+
+fn attach_isa_debug_exit(props: &mut Props<'_>, machine: Option<&mut MachineBuilder>) -> Result<(), String> {
+    let what = format!("-device {}", props.request.text);
+    let iobase = props.number("iobase", 0x501, 0xffff)?;
+    let iosize = props.number("iosize", 2, 4)?;
+    if !matches!(iosize, 1 | 2 | 4) {
+        return Err(format!("{what}: iosize={iosize} must be 1, 2 or 4"));
+    }
+    if iobase + iosize > 0x10000 {
+        return Err(format!("{what}: iobase + iosize is beyond port 0xffff"));
+    }
+    if let Some(m) = machine {
+        let dev = debug_port::DebugExit::new(iobase, iosize, m.control.clone());
+        m.add_io("isa-debug-exit", iobase, iosize, Arc::new(std::sync::Mutex::new(dev)))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(text: &str) -> DeviceRequest {
+        let opts = crate::cli::split_opts(text);
+        DeviceRequest { driver: opts[0].1.clone(), props: opts[1..].to_vec(), text: text.into() }
+    }
+
+    #[test]
+    fn bad_properties_are_refused_naming_the_option() {
+        validate(&request("edu")).unwrap();
+        validate(&request("edu,addr=5,id=t0")).unwrap();
+        let e = validate(&request("edu,addr=40")).unwrap_err();
+        assert!(e.contains("-device edu,addr=40") && e.contains("slot"), "{e}");
+        let e = validate(&request("edu,addr=3.1")).unwrap_err();
+        assert!(e.contains("function 0"), "{e}");
+        let e = validate(&request("edu,colour=blue,size=3")).unwrap_err();
+        assert!(e.contains("unknown properties colour, size"), "{e}");
+        let e = validate(&request("isa-debug-exit,iosize=3")).unwrap_err();
+        assert!(e.contains("1, 2 or 4"), "{e}");
+        let e = validate(&request("isa-debug-exit,iobase=0xffff,iosize=4")).unwrap_err();
+        assert!(e.contains("beyond port 0xffff"), "{e}");
+        assert!(validate(&request("nonsense")).unwrap_err().contains("unknown device"));
+    }
+}
