@@ -413,6 +413,12 @@ pub fn run_on_kvm(
 
     let boot = if let Some(kernel_path) = &cfg.kernel {
         let acpi = firmware::acpi::AcpiConfig { cpus: cfg.cpus, ..Default::default() };
+        // We are the firmware: route the PIIX3 PIRQs as our ACPI _PRT and MADT say (SeaBIOS and
+        // hvmloader program the same registers when they boot the guest).
+        for (pirq, irq) in acpi.pirq_irqs.iter().enumerate() {
+            let offset = u16::from(devices::chipset::piix3::PIRQRC) + pirq as u16;
+            machine.bus.pci_config_write(devices::chipset::piix3::PIIX3_ADDRESS, offset, &[*irq]);
+        }
         let rsdp =
             firmware::acpi::write_acpi_tables(&ram, &acpi).map_err(|e| MachineError(format!("ACPI tables: {e}")))?;
         let mut kernel = std::fs::File::open(kernel_path)

@@ -69,15 +69,19 @@ fn valid_isa_irq(irq: u8) -> bool {
 }
 
 /// Which PIRQ (0-3 = PIRQA#-PIRQD#) the INTx pin `pin` (1-4 = INTA#-INTD#) of a device in `slot`
-/// drives on the i440FX/PIIX3 board: the board rotates the four lines by slot so that the INTA#
-/// of neighbouring slots land on different PIRQs, `pirq = (slot + pin - 1) mod 4`. This is the
-/// swizzle QEMU's `pci_slot_get_pirq` implements and hvmloader's `$PIR`/_PRT tables describe.
+/// drives on the i440FX/PIIX3 board as QEMU's `pc` machine wires it: the board rotates the four
+/// lines by slot so that the INTA# of neighbouring slots land on different PIRQs,
+/// `pirq = (slot - 1 + pin - 1) mod 4` (QEMU `pci_slot_get_pirq`; SeaBIOS's
+/// `piix_pci_slot_get_irq` and our ACPI `_PRT` describe the same). This is the KVM machine's
+/// routing; under Xen the hypervisor routes INTx itself with its own rotation
+/// (`(slot + pin - 1) mod 4`, `hvm_pci_intx_link`) and hvmloader's tables describe that.
 /// Returns `None` for pin 0 (no interrupt) or a pin above 4.
 pub fn intx_pirq(slot: u8, pin: u8) -> Option<u8> {
     if !(1..=4).contains(&pin) {
         return None;
     }
-    Some(((slot as u16 + pin as u16 - 1) % 4) as u8)
+    // slot - 1 + pin - 1, kept non-negative for slot 0 by adding 4.
+    Some(((slot as u16 + pin as u16 + 2) % 4) as u8)
 }
 
 /// The PIIX3 ISA bridge function.
@@ -256,14 +260,16 @@ mod tests {
 
     #[test]
     fn slot_pins_rotate_over_the_four_pirqs() {
-        // Slot 1 INTA (the PIIX3 IDE/ACPI functions) is PIRQB; slot 2 INTA PIRQC, slot 3 INTA PIRQD.
-        assert_eq!(intx_pirq(1, 1), Some(1));
-        assert_eq!(intx_pirq(2, 1), Some(2));
-        assert_eq!(intx_pirq(3, 1), Some(3));
-        assert_eq!(intx_pirq(4, 1), Some(0));
-        assert_eq!(intx_pirq(3, 2), Some(0));
-        assert_eq!(intx_pirq(31, 4), Some(2));
-        assert_eq!(intx_pirq(255, 4), Some(2));
+        // Slot 1 INTA (the PIIX3 IDE/ACPI functions) is PIRQA; slot 2 INTA PIRQB, slot 3 INTA PIRQC.
+        assert_eq!(intx_pirq(1, 1), Some(0));
+        assert_eq!(intx_pirq(2, 1), Some(1));
+        assert_eq!(intx_pirq(3, 1), Some(2));
+        assert_eq!(intx_pirq(4, 1), Some(3));
+        assert_eq!(intx_pirq(5, 1), Some(0));
+        assert_eq!(intx_pirq(3, 2), Some(3));
+        assert_eq!(intx_pirq(0, 1), Some(3));
+        assert_eq!(intx_pirq(31, 4), Some(1));
+        assert_eq!(intx_pirq(255, 4), Some(1));
         assert_eq!(intx_pirq(2, 0), None);
         assert_eq!(intx_pirq(2, 5), None);
     }
