@@ -108,12 +108,15 @@ fn serial_output(
         },
         SerialBackend::Stdio => Box::new(std::io::stdout()),
         SerialBackend::Null => Box::new(std::io::sink()),
-        SerialBackend::File(p) => Box::new(
+        // QEMU truncates a -serial file: and appends only with the chardev option append=on.
+        SerialBackend::File { path, append } => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| MachineError(format!("-serial file:{}: {e}", p.display())))?,
+                .write(true)
+                .append(*append)
+                .truncate(!*append)
+                .open(path)
+                .map_err(|e| MachineError(format!("serial output file {}: {e}", path.display())))?,
         ),
     })
 }
