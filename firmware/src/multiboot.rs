@@ -112,7 +112,7 @@ pub fn find_header(head: &[u8]) -> Option<Result<Header, String>> {
     None
 }
 
-/// Where the kernel went: lowest and end (exclusive) guest address, and its entry point.
+/// Where the kernel ended (exclusive guest address) and its entry point.
 struct LoadedKernel {
     end: u64,
     entry: u64,
