@@ -197,12 +197,15 @@ fn serial_output(
         },
         SerialBackend::Stdio => Box::new(std::io::stdout()),
         SerialBackend::Null => Box::new(std::io::sink()),
-        SerialBackend::File(p) => Box::new(
+        // QEMU truncates a -serial file: and appends only with the chardev option append=on.
+        SerialBackend::File { path, append } => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| MachineError(format!("-serial file:{}: {e}", p.display())))?,
+                .write(true)
+                .append(*append)
+                .truncate(!*append)
+                .open(path)
+                .map_err(|e| MachineError(format!("serial output file {}: {e}", path.display())))?,
         ),
     })
 }
@@ -421,13 +424,9 @@ pub fn run_on_kvm(
         }
         let rsdp =
             firmware::acpi::write_acpi_tables(&ram, &acpi).map_err(|e| MachineError(format!("ACPI tables: {e}")))?;
-        let mut kernel = std::fs::File::open(kernel_path)
-            .map_err(|e| MachineError(format!("-kernel {}: {e}", kernel_path.display())))?;
-        let mut initrd = match &cfg.initrd {
-            Some(p) => Some(std::fs::File::open(p).map_err(|e| MachineError(format!("-initrd {}: {e}", p.display())))?),
-            None => None,
-        };
-        let state = firmware::linux::load_linux(&ram, &mut kernel, initrd.as_mut(), &cfg.append, cfg.mem_size, rsdp)
+        let boot =
+            firmware::linux::KernelBoot { kernel: kernel_path, initrd: cfg.initrd.as_deref(), cmdline: &cfg.append };
+        let state = firmware::linux::load_kernel(&ram, &boot, cfg.mem_size, rsdp)
             .map_err(|e| MachineError(format!("-kernel {}: {e}", kernel_path.display())))?;
         CpuStart::Boot(Box::new(state))
     } else if let Some(bios_path) = &cfg.bios {
