@@ -25,6 +25,9 @@ pub struct MachineHooks {
     quit: AtomicBool,
 }
 
+/// A CD-ROM position (channel, unit) and the medium in it, if any.
+pub type CdromMedium = (u8, u8, Option<Arc<dyn BlockBackend>>);
+
 impl MachineHooks {
     pub fn new(start_paused: bool) -> Self {
         MachineHooks { control: Mutex::new(None), paused: AtomicBool::new(start_paused), quit: AtomicBool::new(false) }
@@ -145,8 +148,9 @@ impl BlockCommands {
         *self.ide.lock().unwrap() = Some(ide);
     }
 
-    /// The current backend of each CD-ROM position, to carry media over a guest reboot.
-    pub fn current_media(&self) -> Vec<(u8, u8, Option<Arc<dyn BlockBackend>>)> {
+    /// The current backend of each CD-ROM position (channel, unit, medium), to carry media over
+    /// a guest reboot.
+    pub fn current_media(&self) -> Vec<CdromMedium> {
         let ide = self.ide.lock().unwrap().clone();
         self.drives
             .iter()

@@ -211,16 +211,15 @@ mod shared_line_tests {
 /// order, and PIRQ route changes are logged.
 #[derive(Default)]
 pub struct RecordingInterrupts {
-    isa: std::sync::Mutex<std::collections::BTreeMap<u8, (std::sync::Arc<SharedLine>, std::sync::Arc<RecordingLine>)>>,
-    intx: std::sync::Mutex<
-        std::collections::BTreeMap<
-            (crate::pci::PciAddress, IntxPin),
-            (std::sync::Arc<SharedLine>, std::sync::Arc<RecordingLine>),
-        >,
-    >,
+    isa: RecordedWires<u8>,
+    intx: RecordedWires<(crate::pci::PciAddress, IntxPin)>,
     msis: std::sync::Mutex<Vec<(crate::pci::PciAddress, u64, u32)>>,
     routes: std::sync::Mutex<Vec<(u8, Option<u8>)>>,
 }
+
+/// Wires by key: the shared wire sources attach to, and the recorder at its output.
+type RecordedWires<K> =
+    std::sync::Mutex<std::collections::BTreeMap<K, (std::sync::Arc<SharedLine>, std::sync::Arc<RecordingLine>)>>;
 
 struct RecordingMsi {
     owner: std::sync::Arc<RecordingInterrupts>,
@@ -238,9 +237,7 @@ impl RecordingInterrupts {
         std::sync::Arc::new(Self::default())
     }
     fn wire<K: Ord + Copy>(
-        map: &std::sync::Mutex<
-            std::collections::BTreeMap<K, (std::sync::Arc<SharedLine>, std::sync::Arc<RecordingLine>)>,
-        >,
+        map: &RecordedWires<K>,
         key: K,
     ) -> (std::sync::Arc<SharedLine>, std::sync::Arc<RecordingLine>) {
         let mut m = map.lock().unwrap_or_else(|e| e.into_inner());

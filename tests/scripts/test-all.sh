@@ -17,6 +17,8 @@ step() { # step NAME CMD...
   return $rc
 }
 step "setup (tests/scripts/setup.sh)" tests/scripts/setup.sh || { echo "setup failed: the nested suite cannot run"; exit 1; }
+step "format (cargo fmt --all --check)" cargo fmt --all --check
+step "lints (cargo clippy --workspace --all-targets -- -D warnings)" cargo clippy --workspace --all-targets -- -D warnings
 step "unit tests (cargo test --workspace --exclude nested-tests)" cargo test --workspace --exclude nested-tests
 step "harness unit tests (cargo test -p nested-tests --lib)" cargo test -p nested-tests --lib
 step "nested suite (cargo test -p nested-tests --test nested, DM=${DM:-ours})" cargo test -p nested-tests --test nested

@@ -444,7 +444,7 @@ fn vcpu_loop(index: usize, mut vcpu: VcpuFd, bus: &devices::bus::IoBus, control:
 /// PC chipset aliases it.
 pub fn load_bios(vm: &mut KvmVm, ram: &GuestRam, image: &[u8]) -> Result<(), String> {
     use vm_memory::Bytes;
-    if image.is_empty() || image.len() % 0x10000 != 0 || image.len() > 16 << 20 {
+    if image.is_empty() || !image.len().is_multiple_of(0x10000) || image.len() > 16 << 20 {
         return Err(format!(
             "a BIOS image must be a multiple of 64 KiB and at most 16 MiB (this one is {} bytes)",
             image.len()

@@ -148,7 +148,7 @@ fn factorial_and_dma_complete_with_their_interrupts() {
     r.write64(DMA_DESTINATION, DMA_BUFFER_START + 8);
     r.write64(DMA_COUNT, 13);
     r.write64(DMA_COMMAND, DMA_RUN);
-    assert_eq!(r.read32(DMA_COMMAND as u64) as u64 & DMA_RUN, 0);
+    assert_eq!(r.read32(DMA_COMMAND) as u64 & DMA_RUN, 0);
     r.write64(DMA_SOURCE, DMA_BUFFER_START + 8);
     r.write64(DMA_DESTINATION, 0x5_0010);
     r.write64(DMA_COMMAND, DMA_RUN | DMA_TO_RAM | DMA_IRQ);
@@ -174,7 +174,7 @@ fn hostile_dma_is_refused_without_touching_memory() {
         r.write64(DMA_DESTINATION, dst);
         r.write64(DMA_COUNT, count);
         r.write64(DMA_COMMAND, DMA_RUN | DMA_TO_RAM | DMA_IRQ);
-        assert_eq!(r.read32(DMA_COMMAND as u64) as u64 & DMA_RUN, 0, "the engine stops");
+        assert_eq!(r.read32(DMA_COMMAND) as u64 & DMA_RUN, 0, "the engine stops");
     }
     assert!(r.ram.take_dirty_pages().is_empty());
     // Without bus mastering nothing moves either.

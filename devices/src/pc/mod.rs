@@ -370,7 +370,7 @@ mod tests {
         let pc = build_pc(config(), platform(irqs.clone())).unwrap();
         // THR empty interrupt enabled (IER bit 1), then a byte sent.
         pc.devices.bus.pio_write(0x3f9, &[0x02]);
-        pc.devices.bus.pio_write(0x3f8, &[b'A']);
+        pc.devices.bus.pio_write(0x3f8, b"A");
         assert!(irqs.isa_line(layout::irq::COM1_COM3).rising_edges() > 0);
     }
 
