@@ -18,6 +18,7 @@ pub mod pci;
 pub mod ratelimit;
 pub mod snapshot;
 pub mod storage;
+pub mod virtio;
 pub mod vm_control;
 
 #[cfg(test)]
