@@ -22,13 +22,18 @@ Machine:
   -smp N[,maxcpus=N][,sockets=..,cores=..,threads=..]  number of vCPUs
   -cpu host|max                  vCPUs see the host's CPUID as KVM supports it
 Boot:
-  -kernel FILE                   Linux kernel: uncompressed vmlinux (PVH entry) or bzImage
-  -initrd FILE                   initial ramdisk for -kernel
+  -kernel FILE                   bzImage, multiboot v1 image, or ELF kernel (64- or 32-bit)
+                                 with a PVH entry (an uncompressed vmlinux)
+  -initrd FILE                   initial ramdisk for -kernel; for a multiboot kernel, the
+                                 modules: -initrd 'FILE1 ARGS,FILE2' (,, for a comma)
   -append CMDLINE                kernel command line for -kernel
   -bios FILE                     firmware image (SeaBIOS bios.bin) mapped below 4 GiB
   -boot order=DRIVES             boot order for the firmware (c disk, d CD-ROM, n network)
 Devices and I/O:
-  -serial stdio|file:PATH|null|none   add a 16550 serial port (COM1, COM2, ...)
+  -serial stdio|pty|file:PATH|null|none|chardev:ID   add a 16550 serial port (COM1, COM2, ...);
+                                 file:PATH truncates PATH first, as QEMU does
+  -chardev file,id=ID,path=PATH[,append=on|off]  output to a file; with append=on what the file
+                                 holds is kept (use it with -serial chardev:ID)
   -nographic                     no display; COM1 on stdio unless -serial is given
   -display none                  no display
   -vga none                      no VGA card
@@ -76,7 +81,12 @@ pub enum SerialBackend {
     Stdio,
     /// A pseudo-terminal; its name is reported by QMP `query-chardev` (libxl's `serial='pty'`).
     Pty,
-    File(PathBuf),
+    /// Guest output to a file: truncated first (`-serial file:PATH`) unless `append`
+    /// (`-chardev file,...,append=on`).
+    File {
+        path: PathBuf,
+        append: bool,
+    },
     Null,
 }
 
@@ -332,14 +342,72 @@ fn parse_serial(v: &str) -> Result<Option<SerialBackend>, CliError> {
         "pty" => SerialBackend::Pty,
         "none" => return Ok(None),
         _ => match v.strip_prefix("file:") {
-            Some(p) if !p.is_empty() => SerialBackend::File(PathBuf::from(p)),
+            Some(p) if !p.is_empty() => SerialBackend::File { path: PathBuf::from(p), append: false },
             _ => {
                 return err(format!(
-                    "-serial {v}: unsupported serial backend (use stdio, pty, file:PATH, null or none)"
+                    "-serial {v}: unsupported serial backend (use stdio, pty, file:PATH, null, none or chardev:ID)"
                 ))
             }
         },
     }))
+}
+
+/// Takes QEMU's `append` option out of a `-chardev file,...` value: the chardev parser shared
+/// with the monitors does not know it, and only serial ports use it. Returns the value without
+/// it (`,,` escapes kept) and the flag.
+fn take_file_append(v: &str) -> Result<(String, bool), CliError> {
+    let mut items: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ',' && chars.peek() == Some(&',') {
+            chars.next();
+            cur.push_str(",,");
+        } else if c == ',' {
+            items.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    items.push(cur);
+    if items.first().map(String::as_str) != Some("file") && items.first().map(String::as_str) != Some("backend=file") {
+        return Ok((v.to_string(), false));
+    }
+    let mut append = false;
+    let mut rest = Vec::with_capacity(items.len());
+    for item in items {
+        match item.split_once('=') {
+            Some(("append", val)) => append = parse_bool(&format!("-chardev {v}"), "append", val)?,
+            None if item == "append" => append = true,
+            _ => rest.push(item),
+        }
+    }
+    Ok((rest.join(","), append))
+}
+
+/// What `-serial chardev:ID` connects the port to.
+fn serial_on_chardev(
+    id: &str,
+    chardevs: &[ChardevSpec],
+    appends: &[(String, bool)],
+) -> Result<SerialBackend, CliError> {
+    let Some(c) = chardevs.iter().find(|c| c.id == id) else {
+        return err(format!("-serial chardev:{id}: no -chardev has id '{id}'"));
+    };
+    Ok(match &c.backend {
+        ChardevBackend::File { path } => {
+            SerialBackend::File { path: path.clone(), append: appends.iter().any(|(a, on)| a == id && *on) }
+        }
+        ChardevBackend::Stdio => SerialBackend::Stdio,
+        ChardevBackend::Pty => SerialBackend::Pty,
+        ChardevBackend::Null => SerialBackend::Null,
+        _ => {
+            return err(format!(
+                "-serial chardev:{id}: a serial port on this kind of chardev is not supported (use a file, stdio, \
+                 pty or null chardev)"
+            ))
+        }
+    })
 }
 
 fn parse_machine(v: &str, cfg: &mut Config) -> Result<(), CliError> {
@@ -730,6 +798,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut args = args.into_iter();
     let mut nographic = false;
     let mut serial_given = false;
+    // `-serial chardev:ID` ports (index into cfg.serials, id), resolved once every -chardev is
+    // known (QEMU accepts them in either order), and the file chardevs' append flags.
+    let mut serial_chardevs: Vec<(usize, String)> = Vec::new();
+    let mut chardev_appends: Vec<(String, bool)> = Vec::new();
     let mut drives: Vec<(DriveSpec, bool)> = Vec::new();
     let mut ide_devices: Vec<IdeDeviceSpec> = Vec::new();
     let mut mons: Vec<MonSpec> = Vec::new();
@@ -855,7 +927,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             }
             "serial" => {
                 serial_given = true;
-                if let Some(s) = parse_serial(&value("serial backend")?)? {
+                let v = value("serial backend")?;
+                let backend = match v.strip_prefix("chardev:") {
+                    Some(id) => {
+                        serial_chardevs.push((cfg.serials.len(), id.to_string()));
+                        Some(SerialBackend::Null) // replaced below
+                    }
+                    None => parse_serial(&v)?,
+                };
+                if let Some(s) = backend {
                     if cfg.serials.len() >= 4 {
                         return err("-serial: at most 4 serial ports (COM1-COM4)");
                     }
@@ -894,7 +974,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                 ));
             }
             "chardev" => {
-                let c = crate::qmp::parse_chardev(&value("character device")?).map_err(|e| CliError(format!("-chardev: {e}")))?;
+                let (v, append) = take_file_append(&value("character device")?)?;
+                let c = crate::qmp::parse_chardev(&v).map_err(|e| CliError(format!("-chardev: {e}")))?;
+                chardev_appends.push((c.id.clone(), append));
                 if cfg.chardevs.iter().any(|d| d.id == c.id) {
                     return err(format!("-chardev: duplicate id '{}'", c.id));
                 }
@@ -917,9 +999,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     cfg.ide = resolve_ide(drives, ide_devices)?;
     let monitors = crate::qmp::monitor_listeners(&cfg.chardevs, &mons).map_err(|e| CliError(format!("-mon: {e}")))?;
     cfg.qmp.extend(monitors);
+    for (index, id) in &serial_chardevs {
+        cfg.serials[*index] = serial_on_chardev(id, &cfg.chardevs, &chardev_appends)?;
+    }
     for c in &cfg.chardevs {
         let used_by_monitor = mons.iter().any(|m| m.chardev == c.id);
-        if !used_by_monitor && !matches!(c.backend, ChardevBackend::Null) {
+        let used_by_serial = serial_chardevs.iter().any(|(_, id)| *id == c.id);
+        if !used_by_monitor && !used_by_serial && !matches!(c.backend, ChardevBackend::Null) {
             cfg.not_emulated.push(format!("-chardev {} (only QMP monitors use character devices so far)", c.id));
         }
     }
@@ -1151,6 +1237,55 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.machine, MachineKind::None);
+    }
+
+    #[test]
+    fn serial_files_truncate_unless_a_file_chardev_says_append() {
+        let c = run(&["-kernel", "k", "-serial", "file:/tmp/a.log"]).unwrap();
+        assert_eq!(c.serials, vec![SerialBackend::File { path: "/tmp/a.log".into(), append: false }]);
+
+        // QEMU's spelling: the chardev may come after the -serial that names it.
+        let c = run(&[
+            "-kernel",
+            "k",
+            "-serial",
+            "chardev:log",
+            "-chardev",
+            "file,id=log,path=/tmp/b,,c.log,append=on",
+            "-serial",
+            "chardev:plain",
+            "-chardev",
+            "file,id=plain,path=/tmp/p.log,append=off",
+            "-serial",
+            "chardev:out",
+            "-chardev",
+            "stdio,id=out",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.serials,
+            vec![
+                SerialBackend::File { path: "/tmp/b,c.log".into(), append: true },
+                SerialBackend::File { path: "/tmp/p.log".into(), append: false },
+                SerialBackend::Stdio,
+            ]
+        );
+        assert!(
+            c.not_emulated.is_empty(),
+            "chardevs used by serial ports are not 'not emulated': {:?}",
+            c.not_emulated
+        );
+
+        let e = run(&["-kernel", "k", "-serial", "chardev:nope"]).unwrap_err();
+        assert!(e.0.contains("chardev:nope") && e.0.contains("no -chardev"), "{e}");
+        let e = run(&["-kernel", "k", "-chardev", "file,id=f,path=/x,append=maybe"]).unwrap_err();
+        assert!(e.0.contains("append=maybe"), "{e}");
+        let e = run(&["-kernel", "k", "-chardev", "socket,id=s,path=/x,server=on,wait=off", "-serial", "chardev:s"])
+            .unwrap_err();
+        assert!(e.0.contains("chardev:s"), "{e}");
+        // append is a file option only: the socket parser still refuses it.
+        let e = run(&["-kernel", "k", "-chardev", "socket,id=s,path=/x,server=on,append=on"]).unwrap_err();
+        assert!(e.0.contains("append"), "{e}");
     }
 
     #[test]

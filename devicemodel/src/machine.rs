@@ -211,12 +211,15 @@ fn serial_output(
         },
         SerialBackend::Stdio => Box::new(std::io::stdout()),
         SerialBackend::Null => Box::new(std::io::sink()),
-        SerialBackend::File(p) => Box::new(
+        // QEMU truncates a -serial file: and appends only with the chardev option append=on.
+        SerialBackend::File { path, append } => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| MachineError(format!("-serial file:{}: {e}", p.display())))?,
+                .write(true)
+                .append(*append)
+                .truncate(!*append)
+                .open(path)
+                .map_err(|e| MachineError(format!("serial output file {}: {e}", path.display())))?,
         ),
     })
 }
@@ -427,15 +430,17 @@ pub fn run_on_kvm(
 
     let boot = if let Some(kernel_path) = &cfg.kernel {
         let acpi = firmware::acpi::AcpiConfig { cpus: cfg.cpus, ..Default::default() };
+        // We are the firmware: route the PIIX3 PIRQs as our ACPI _PRT and MADT say (SeaBIOS and
+        // hvmloader program the same registers when they boot the guest).
+        for (pirq, irq) in acpi.pirq_irqs.iter().enumerate() {
+            let offset = u16::from(devices::chipset::piix3::PIRQRC) + pirq as u16;
+            machine.bus.pci_config_write(devices::chipset::piix3::PIIX3_ADDRESS, offset, &[*irq]);
+        }
         let rsdp =
             firmware::acpi::write_acpi_tables(&ram, &acpi).map_err(|e| MachineError(format!("ACPI tables: {e}")))?;
-        let mut kernel = std::fs::File::open(kernel_path)
-            .map_err(|e| MachineError(format!("-kernel {}: {e}", kernel_path.display())))?;
-        let mut initrd = match &cfg.initrd {
-            Some(p) => Some(std::fs::File::open(p).map_err(|e| MachineError(format!("-initrd {}: {e}", p.display())))?),
-            None => None,
-        };
-        let state = firmware::linux::load_linux(&ram, &mut kernel, initrd.as_mut(), &cfg.append, cfg.mem_size, rsdp)
+        let boot =
+            firmware::linux::KernelBoot { kernel: kernel_path, initrd: cfg.initrd.as_deref(), cmdline: &cfg.append };
+        let state = firmware::linux::load_kernel(&ram, &boot, cfg.mem_size, rsdp)
             .map_err(|e| MachineError(format!("-kernel {}: {e}", kernel_path.display())))?;
         CpuStart::Boot(Box::new(state))
     } else if let Some(bios_path) = &cfg.bios {

@@ -82,7 +82,7 @@ impl Session {
                 label: format!("serial{i}"),
                 filename: match s {
                     crate::cli::SerialBackend::Stdio => "stdio".into(),
-                    crate::cli::SerialBackend::File(p) => format!("file:{}", p.display()),
+                    crate::cli::SerialBackend::File { path, .. } => format!("file:{}", path.display()),
                     crate::cli::SerialBackend::Null => "null".into(),
                     crate::cli::SerialBackend::Pty => {
                         format!("pty:{}", ptys[i].as_ref().map(|p| p.slave_path.as_str()).unwrap_or(""))

@@ -16,8 +16,8 @@
 use std::sync::{Arc, Mutex};
 
 use crate::bus::BusDevice;
-use crate::pci::config::{BarKind, ConfigSpace, PciIds, COMMAND, COMMAND_IO_SPACE, COMMAND_MEMORY_SPACE};
-use crate::pci::{BarRegion, PciDevice};
+use crate::pci::config::{BarKind, PciIds, COMMAND, COMMAND_IO_SPACE, COMMAND_MEMORY_SPACE};
+use crate::pci::function::{PciFunction, PciFunctionDevice, PciResources};
 use crate::ratelimit::RateLimiter;
 
 pub const XEN_VENDOR_ID: u16 = 0x5853;
@@ -141,7 +141,7 @@ impl PlatformState {
 
 /// The PCI function (class 0xff80).
 pub struct XenPlatformPci {
-    config: ConfigSpace,
+    function: PciFunction,
     state: Arc<Mutex<PlatformState>>,
 }
 
@@ -154,7 +154,7 @@ pub struct XenPlatformPorts {
 pub fn new(host: Arc<dyn XenPlatformHost>) -> (Arc<Mutex<XenPlatformPci>>, Arc<Mutex<XenPlatformPorts>>) {
     let state =
         Arc::new(Mutex::new(PlatformState { host, flags: 0, product: None, build: None, log_line: Vec::new() }));
-    let mut config = ConfigSpace::new(PciIds {
+    let ids = PciIds {
         vendor_id: XEN_VENDOR_ID,
         device_id: XEN_PLATFORM_DEVICE_ID,
         revision_id: XEN_PLATFORM_REVISION,
@@ -164,15 +164,18 @@ pub fn new(host: Arc<dyn XenPlatformHost>) -> (Arc<Mutex<XenPlatformPci>>, Arc<M
         subsystem_vendor_id: XEN_VENDOR_ID,
         subsystem_id: XEN_PLATFORM_DEVICE_ID,
         multifunction: false,
-    });
-    config.set_interrupt_pin(1);
+    };
+    // INTA#: Xen itself asserts it when the guest's PV drivers take event channel upcalls "via
+    // PCI INTx" of this device; the device model never drives it.
+    let mut function = PciFunction::new(ids, Some(crate::interrupt::IntxPin::IntA), PciResources::none());
+    let config = function.config_mut();
     // Both BARs are constants, so these declarations cannot fail.
     let _ = config.declare_bar(0, BarKind::Io, BAR0_SIZE);
     let _ = config.declare_bar(1, BarKind::Memory32 { prefetchable: true }, BAR1_SIZE);
     // qemu-xen enables I/O and memory decoding from the start; the BARs decode once placed.
     config.set_u16(COMMAND, COMMAND_IO_SPACE | COMMAND_MEMORY_SPACE);
     (
-        Arc::new(Mutex::new(XenPlatformPci { config, state: state.clone() })),
+        Arc::new(Mutex::new(XenPlatformPci { function, state: state.clone() })),
         Arc::new(Mutex::new(XenPlatformPorts { state })),
     )
 }
@@ -199,20 +202,15 @@ impl XenPlatformPci {
     }
 }
 
-impl PciDevice for XenPlatformPci {
-    fn config_read(&mut self, offset: u16, data: &mut [u8]) {
-        self.config.read(offset, data)
+impl PciFunctionDevice for XenPlatformPci {
+    fn function(&self) -> &PciFunction {
+        &self.function
+    }
+    fn function_mut(&mut self) -> &mut PciFunction {
+        &mut self.function
     }
 
-    fn config_write(&mut self, offset: u16, data: &[u8]) {
-        self.config.write(offset, data)
-    }
-
-    fn decoded_bars(&self) -> Vec<BarRegion> {
-        self.config.decoded_bars()
-    }
-
-    fn bar_read(&mut self, bar: u8, offset: u64, data: &mut [u8]) {
+    fn read_bar(&mut self, bar: u8, offset: u64, data: &mut [u8]) {
         // BAR0 is byte-wide: offset 0 reads the flags, everything else all ones. BAR1 is not
         // backed by us; reads of its unpopulated parts return zero, as in qemu-xen.
         match (bar, offset, data.len()) {
@@ -222,7 +220,7 @@ impl PciDevice for XenPlatformPci {
         }
     }
 
-    fn bar_write(&mut self, bar: u8, offset: u64, data: &[u8]) {
+    fn write_bar(&mut self, bar: u8, offset: u64, data: &[u8]) {
         if bar != 0 || data.len() != 1 {
             return;
         }
@@ -272,7 +270,7 @@ impl crate::snapshot::Snapshot for XenPlatformPci {
     /// Configuration space (BAR placement), the platform flags (QEMU `vmstate_xen_platform`:
     /// flags) and the driver product/build numbers the guest announced.
     fn save(&self, w: &mut crate::snapshot::StateWriter) {
-        self.config.save_state(w);
+        self.function.config().save_state(w);
         let s = self.state.lock().unwrap();
         w.u8(s.flags);
         w.option(s.product.as_ref(), |w, v| w.u16(*v));
@@ -282,12 +280,12 @@ impl crate::snapshot::Snapshot for XenPlatformPci {
     /// Re-applies the ROM lock through the host, as QEMU's `xen_platform_post_load` does: the
     /// p2m type of the BIOS area is not part of the guest's saved memory.
     fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
-        let config = self.config.load_state(r)?;
+        let config = self.function.config().load_state(r)?;
         let flags = r.u8_where("flags", |f| f & !FLAG_ROM_LOCK == 0, "a platform flags value (bit 0 only)")?;
         let product = r.option("product", |r| r.u16("product"))?;
         let build = r.option("build", |r| r.u32("build"))?;
         r.finish()?;
-        self.config.apply_state(config);
+        self.function.config_mut().apply_state(config);
         let mut s = self.state.lock().unwrap();
         s.product = product;
         s.build = build;

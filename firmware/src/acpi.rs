@@ -316,13 +316,15 @@ fn build_dsdt(cfg: &AcpiConfig) -> Sdt {
     };
     let crs = aml::ResourceTemplate::new(vec![&bus, &io_low, &io_cfg, &io_high, &vga, mmio]);
 
-    // _PRT (ACPI 6.5 6.2.13): the PIIX3 routes device `slot` pin INTx (0 = INTA) to
-    // PIRQ[(slot + pin) % 4]; each entry names the resulting IO-APIC GSI directly.
+    // _PRT (ACPI 6.5 6.2.13): the board routes device `slot` pin INTx to a PIIX3 PIRQ
+    // (`intx_pirq`, the swizzle the device model's router implements); each entry names the
+    // resulting IO-APIC GSI directly.
     let mut prt = aml::PackageBuilder::new();
     for slot in 1u32..32 {
         for pin in 0u32..4 {
             let address = (slot << 16) | 0xffff;
-            let gsi = u32::from(cfg.pirq_irqs[((slot + pin) % 4) as usize]);
+            let pirq = devices::chipset::piix3::intx_pirq(slot as u8, pin as u8 + 1).unwrap_or(0);
+            let gsi = u32::from(cfg.pirq_irqs[usize::from(pirq)]);
             prt.add_element(&aml::Package::new(vec![&address, &pin, &aml::ZERO, &gsi]));
         }
     }
@@ -579,7 +581,8 @@ mod tests {
         assert_eq!(prt.len(), 31 * 4);
         for (slot, pin, gsi) in prt {
             assert!((1..32).contains(&slot));
-            assert_eq!(gsi, u32::from(cfg.pirq_irqs[((slot + pin) % 4) as usize]));
+            // QEMU's pc board: slot - 1 + pin (0-based) mod 4.
+            assert_eq!(gsi, u32::from(cfg.pirq_irqs[((slot + 3 + pin) % 4) as usize]));
         }
     }
 

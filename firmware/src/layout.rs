@@ -50,6 +50,13 @@ pub const RSDP_ADDR: u64 = ACPI_TABLES_START;
 // Structures written for a direct Linux boot, all in conventional RAM below the EBDA.
 /// The boot GDT (up to 8 entries).
 pub const BOOT_GDT_START: u64 = 0x500;
+/// The multiboot information structure (88 bytes), then its memory map (`mmap_addr`, one
+/// 24-byte entry per e820 entry), then its module list (16 bytes per module).
+pub const MULTIBOOT_INFO_START: u64 = 0x1000;
+pub const MULTIBOOT_MMAP_START: u64 = 0x1100;
+pub const MULTIBOOT_MMAP_MAX_SIZE: u64 = 0x100;
+pub const MULTIBOOT_MODS_START: u64 = 0x2000;
+pub const MULTIBOOT_MODS_MAX_SIZE: u64 = 0x4000;
 /// The PVH `hvm_start_info`.
 pub const PVH_START_INFO: u64 = 0x6000;
 /// The PVH module list (one entry: the initrd), right after the start info.
@@ -64,7 +71,8 @@ pub const PDPT_START: u64 = 0xa000;
 pub const PD_START: u64 = 0xb000;
 /// Initial stack pointer (the stack grows down from here towards the page directories' end).
 pub const BOOT_STACK_POINTER: u64 = 0xfff0;
-/// The kernel command line.
+/// The kernel command line (and, for multiboot, the modules' command lines and the boot loader
+/// name after it).
 pub const CMDLINE_START: u64 = 0x2_0000;
 /// Room for the command line, including its terminating NUL.
 pub const CMDLINE_MAX_SIZE: usize = 0x1_0000;
@@ -179,6 +187,9 @@ mod tests {
     fn fixed_boot_structures_fit_below_the_ebda_and_do_not_overlap() {
         let mut areas = [
             (BOOT_GDT_START, 8 * 8),
+            (MULTIBOOT_INFO_START, 88),
+            (MULTIBOOT_MMAP_START, MULTIBOOT_MMAP_MAX_SIZE),
+            (MULTIBOOT_MODS_START, MULTIBOOT_MODS_MAX_SIZE),
             (PVH_START_INFO, 0x40),
             (PVH_MODLIST_START, 0x20),
             (ZERO_PAGE_START, 0x1000),

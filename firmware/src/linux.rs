@@ -1,27 +1,31 @@
-//! Linux direct boot: load a kernel (and initrd) into guest memory, write the boot protocol's
-//! structures, and describe the vCPU state the kernel must be entered with.
+//! Direct kernel boot (`-kernel`): load a kernel (and initrd or modules) into guest memory, write
+//! the boot protocol's structures, and describe the vCPU state the kernel must be entered with.
 //!
-//! Two protocols:
-//! - **PVH** for an ELF `vmlinux` carrying a `XEN_ELFNOTE_PHYS32_ENTRY` note
-//!   (<https://xenbits.xen.org/docs/unstable/misc/pvh.html>): 32-bit flat protected mode, paging
-//!   off, `ebx` = address of `struct hvm_start_info`.
+//! Protocols, tried in QEMU's order (`x86_load_linux`: a bzImage, else a multiboot header, else
+//! an ELF file with a PVH note), so an image boots the same way on both:
 //! - **64-bit boot protocol** for a bzImage (Documentation/arch/x86/boot.rst, "64-bit boot
 //!   protocol"): long mode with identity-mapped page tables, `rsi` = address of the zero page,
 //!   entry at the protected-mode kernel's load address + 0x200.
+//! - **multiboot v1** (see [`crate::multiboot`]).
+//! - **PVH** for an ELF kernel, 64-bit (`vmlinux`) or 32-bit, carrying a
+//!   `XEN_ELFNOTE_PHYS32_ENTRY` note (<https://xenbits.xen.org/docs/unstable/misc/pvh.html>):
+//!   32-bit flat protected mode, paging off, `ebx` = address of `struct hvm_start_info`.
 //!
 //! The result, [`CpuBootState`], is hypervisor-agnostic: it lists register values and segment
 //! descriptors; a backend copies them into its vCPU.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
 use linux_loader::loader::bootparam::{boot_params, setup_header};
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::{BzImage, KernelLoader};
 use vm_memory::{ByteValued, GuestAddress};
 
-use crate::layout;
-use crate::{write_guest, Error, GuestMem};
+use crate::elf32::{self, Elf32};
+use crate::multiboot;
+use crate::{layout, write_guest, Error, GuestMem};
 
 /// The processor mode a kernel is entered in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,13 +92,17 @@ pub const BOOT_TSS: u16 = 0x20;
 /// - CS = `segments().0`; DS, ES, FS, GS, SS = `segments().1`; TR = `tss()`; LDTR unusable
 ///   (selector 0, not present);
 /// - CR0 = `cr0`, CR3 = `cr3`, CR4 = `cr4`, EFER = `efer`, RFLAGS = `rflags`;
-/// - RIP = `rip`, RSP = `rsp`, RBX = `rbx`, RSI = `rsi`, every other general register 0.
+/// - RIP = `rip`, RSP = `rsp`, RAX = `rax`, RBX = `rbx`, RSI = `rsi`, every other general
+///   register 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuBootState {
     pub mode: CpuMode,
     pub rip: u64,
     pub rsp: u64,
-    /// PVH: guest-physical address of `hvm_start_info`. 0 otherwise.
+    /// Multiboot: the boot loader magic 0x2BADB002. 0 otherwise.
+    pub rax: u64,
+    /// PVH: guest-physical address of `hvm_start_info`; multiboot: of the multiboot
+    /// information structure. 0 otherwise.
     pub rbx: u64,
     /// 64-bit protocol: guest-physical address of the zero page. 0 otherwise.
     pub rsi: u64,
@@ -121,7 +129,7 @@ const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 
 impl CpuBootState {
-    fn new(mode: CpuMode, rip: u64, rbx: u64, rsi: u64) -> Self {
+    pub(crate) fn new(mode: CpuMode, rip: u64, rbx: u64, rsi: u64) -> Self {
         let (cr0, cr3, cr4, efer) = match mode {
             CpuMode::Protected32Flat => (X86_CR0_PE | X86_CR0_ET, 0, 0, 0),
             CpuMode::Long64 => {
@@ -137,6 +145,7 @@ impl CpuBootState {
             mode,
             rip,
             rsp: layout::BOOT_STACK_POINTER,
+            rax: 0,
             rbx,
             rsi,
             rflags: 0x2,
@@ -219,76 +228,123 @@ const LOADER_TYPE_UNDEFINED: u8 = 0xff;
 const DEFAULT_INITRD_ADDR_MAX: u32 = 0x37ff_ffff;
 const PAGE_SIZE: u64 = 0x1000;
 
+/// What the image turned out to be, in detection order.
 enum KernelFormat {
-    Elf,
     BzImage,
+    Multiboot(multiboot::Header),
+    Elf64,
+    Elf32(Elf32),
 }
 
-/// Loads the kernel (and initrd), writes the command line and the boot protocol's structures,
-/// and returns the vCPU state for entering the kernel.
+/// What `-kernel`, `-initrd` and `-append` say, as the user gave them (multiboot passes the
+/// kernel's file name to the guest, and splits `-initrd` into modules).
+#[derive(Clone, Copy, Debug)]
+pub struct KernelBoot<'a> {
+    pub kernel: &'a Path,
+    pub initrd: Option<&'a Path>,
+    pub cmdline: &'a str,
+}
+
+/// Loads the kernel (and initrd or multiboot modules), writes the command line and the boot
+/// protocol's structures, and returns the vCPU state for entering the kernel.
 ///
 /// `rsdp` is the RSDP's guest-physical address (see [`crate::acpi::write_acpi_tables`]).
-pub fn load_linux(
-    mem: &GuestMem,
-    kernel: &mut File,
-    initrd: Option<&mut File>,
-    cmdline: &str,
-    ram_size: u64,
-    rsdp: u64,
-) -> Result<CpuBootState, Error> {
-    let path = file_path(kernel);
+pub fn load_kernel(mem: &GuestMem, boot: &KernelBoot, ram_size: u64, rsdp: u64) -> Result<CpuBootState, Error> {
+    let path = boot.kernel.display().to_string();
     // The boot structures and ACPI tables live in the first MiB; kernels load above it.
     let need = 2 * layout::HIGH_MEMORY_START;
     if layout::low_ram_end(ram_size) < need {
         return Err(Error::RamTooSmall { ram_size, need });
     }
+    let read_err = |source| Error::KernelRead { path: path.clone(), source };
+    let mut kernel = File::open(boot.kernel).map_err(read_err)?;
+    let kernel_len = kernel.metadata().map_err(read_err)?.len();
+    let mut head = vec![0u8; multiboot::HEADER_SEARCH_LEN];
+    let filled = read_full(&mut kernel, &mut head).map_err(read_err)?;
+    head.truncate(filled);
 
-    match detect_format(kernel, &path)? {
-        KernelFormat::Elf => load_pvh(mem, kernel, &path, initrd, cmdline, ram_size, rsdp),
-        KernelFormat::BzImage => load_bzimage(mem, kernel, &path, initrd, cmdline, ram_size, rsdp),
+    let open_initrd = || -> Result<Option<(File, String)>, Error> {
+        let Some(p) = boot.initrd else { return Ok(None) };
+        let name = p.display().to_string();
+        let file = File::open(p).map_err(|source| Error::InitrdRead { path: name.clone(), source })?;
+        Ok(Some((file, name)))
+    };
+    match detect_format(&head, &kernel, kernel_len, &path)? {
+        KernelFormat::BzImage => {
+            let initrd = open_initrd()?;
+            load_bzimage(mem, &mut kernel, &path, initrd, boot.cmdline, ram_size, rsdp)
+        }
+        KernelFormat::Multiboot(header) => {
+            multiboot::load(mem, &mut kernel, kernel_len, &head, &header, boot, ram_size)
+        }
+        KernelFormat::Elf64 => {
+            let initrd = open_initrd()?;
+            load_pvh64(mem, &mut kernel, &path, initrd, boot.cmdline, ram_size, rsdp)
+        }
+        KernelFormat::Elf32(elf) => {
+            let initrd = open_initrd()?;
+            load_pvh32(mem, &mut kernel, &path, &elf, initrd, boot.cmdline, ram_size, rsdp)
+        }
     }
 }
 
-/// The path a file was opened from, for error messages.
-fn file_path(file: &File) -> String {
-    use std::os::unix::io::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "(unnamed file)".to_string())
-}
-
-fn detect_format(kernel: &mut File, path: &str) -> Result<KernelFormat, Error> {
-    let read_err = |source| Error::KernelRead { path: path.to_string(), source };
-    let mut head = [0u8; 0x206];
-    kernel.seek(SeekFrom::Start(0)).map_err(read_err)?;
+/// Reads until `buf` is full or the file ends; returns how much was read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    file.seek(SeekFrom::Start(0))?;
     let mut filled = 0;
-    while filled < head.len() {
-        match kernel.read(&mut head[filled..]) {
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(read_err(e)),
+            Err(e) => return Err(e),
         }
     }
-    let head = &head[..filled];
-    if head.starts_with(b"\x7fELF") {
-        // e_ident[EI_CLASS] == ELFCLASS64, e_ident[EI_DATA] == ELFDATA2LSB
-        if head.get(4) != Some(&2) || head.get(5) != Some(&1) {
-            return Err(Error::ElfNotBootable {
-                path: path.to_string(),
-                reason: "it is not a 64-bit little-endian ELF file (an x86_64 vmlinux is)",
-            });
-        }
-        return Ok(KernelFormat::Elf);
-    }
+    Ok(filled)
+}
+
+fn detect_format(head: &[u8], kernel: &File, kernel_len: u64, path: &str) -> Result<KernelFormat, Error> {
     if head.len() >= 0x206 && &head[0x202..0x206] == b"HdrS" {
         return Ok(KernelFormat::BzImage);
     }
-    Err(Error::UnknownKernelFormat { path: path.to_string() })
+    if let Some(header) = multiboot::find_header(head) {
+        return header
+            .map(KernelFormat::Multiboot)
+            .map_err(|reason| Error::KernelImage { path: path.to_string(), reason });
+    }
+    if !head.starts_with(b"\x7fELF") {
+        return Err(Error::UnknownKernelFormat { path: path.to_string() });
+    }
+    // e_ident[EI_CLASS], e_ident[EI_DATA]
+    match (head.get(4), head.get(5)) {
+        (Some(2), Some(1)) => Ok(KernelFormat::Elf64),
+        (Some(1), Some(1)) => {
+            let elf = elf32::parse(kernel, kernel_len)
+                .map_err(|reason| Error::KernelImage { path: path.to_string(), reason })?;
+            if elf.machine != elf32::EM_386 {
+                return Err(Error::ElfNotBootable {
+                    path: path.to_string(),
+                    reason: "it is a 32-bit ELF file for another architecture than x86 (e_machine is not EM_386)",
+                });
+            }
+            if elf.pvh_entry.is_none() {
+                return Err(Error::ElfNotBootable {
+                    path: path.to_string(),
+                    reason: "it is a 32-bit ELF file with neither a PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY \
+                             note) nor a multiboot header in its first 8 KiB",
+                });
+            }
+            Ok(KernelFormat::Elf32(elf))
+        }
+        _ => Err(Error::ElfNotBootable {
+            path: path.to_string(),
+            reason: "it is neither a 64-bit nor a 32-bit little-endian ELF file",
+        }),
+    }
 }
 
 /// Writes the NUL-terminated command line at [`layout::CMDLINE_START`]. `max` counts the NUL.
-fn write_cmdline(mem: &GuestMem, cmdline: &str, max: usize) -> Result<(), Error> {
+pub(crate) fn write_cmdline(mem: &GuestMem, cmdline: &str, max: usize) -> Result<(), Error> {
     if cmdline.as_bytes().contains(&0) {
         return Err(Error::CmdlineHasNul);
     }
@@ -303,8 +359,8 @@ fn write_cmdline(mem: &GuestMem, cmdline: &str, max: usize) -> Result<(), Error>
 
 /// Places the initrd as high as possible below `end` (exclusive), page aligned, not below
 /// `lowest`. Returns (guest address, size).
-fn load_initrd(mem: &GuestMem, initrd: &mut File, lowest: u64, end: u64) -> Result<(u64, u64), Error> {
-    let path = file_path(initrd);
+fn load_initrd(mem: &GuestMem, initrd: &mut File, path: &str, lowest: u64, end: u64) -> Result<(u64, u64), Error> {
+    let path = path.to_string();
     let read_err = |source| Error::InitrdRead { path: path.clone(), source };
     let size = initrd.metadata().map_err(read_err)?.len();
     let lowest = lowest.next_multiple_of(PAGE_SIZE);
@@ -323,11 +379,11 @@ fn load_initrd(mem: &GuestMem, initrd: &mut File, lowest: u64, end: u64) -> Resu
     Ok((addr, size))
 }
 
-fn load_pvh(
+fn load_pvh64(
     mem: &GuestMem,
     kernel: &mut File,
     path: &str,
-    initrd: Option<&mut File>,
+    initrd: Option<(File, String)>,
     cmdline: &str,
     ram_size: u64,
     rsdp: u64,
@@ -344,11 +400,44 @@ fn load_pvh(
             })
         }
     };
+    write_pvh_boot(mem, entry, loaded.kernel_end, initrd, cmdline, ram_size, rsdp)
+}
 
+/// A 32-bit ELF kernel with a PVH note: the same boot ABI as a 64-bit one (the PVH entry is
+/// 32-bit code either way), loaded by our ELF32 reader.
+#[allow(clippy::too_many_arguments)]
+fn load_pvh32(
+    mem: &GuestMem,
+    kernel: &mut File,
+    path: &str,
+    elf: &Elf32,
+    initrd: Option<(File, String)>,
+    cmdline: &str,
+    ram_size: u64,
+    rsdp: u64,
+) -> Result<CpuBootState, Error> {
+    let Some(entry) = elf.pvh_entry else {
+        return Err(Error::ElfNotBootable { path: path.to_string(), reason: "it has no PVH entry point" });
+    };
+    let (_, kernel_end) =
+        elf.load(mem, kernel, ram_size).map_err(|reason| Error::KernelImage { path: path.to_string(), reason })?;
+    write_pvh_boot(mem, u64::from(entry), kernel_end, initrd, cmdline, ram_size, rsdp)
+}
+
+/// Writes the command line, the initrd and `hvm_start_info` for a loaded PVH kernel.
+fn write_pvh_boot(
+    mem: &GuestMem,
+    entry: u64,
+    kernel_end: u64,
+    initrd: Option<(File, String)>,
+    cmdline: &str,
+    ram_size: u64,
+    rsdp: u64,
+) -> Result<CpuBootState, Error> {
     write_cmdline(mem, cmdline, layout::CMDLINE_MAX_SIZE)?;
 
     let module = match initrd {
-        Some(file) => Some(load_initrd(mem, file, loaded.kernel_end, layout::low_ram_end(ram_size))?),
+        Some((mut file, name)) => Some(load_initrd(mem, &mut file, &name, kernel_end, layout::low_ram_end(ram_size))?),
         None => None,
     };
 
@@ -396,7 +485,7 @@ fn load_bzimage(
     mem: &GuestMem,
     kernel: &mut File,
     path: &str,
-    initrd: Option<&mut File>,
+    initrd: Option<(File, String)>,
     cmdline: &str,
     ram_size: u64,
     rsdp: u64,
@@ -423,12 +512,12 @@ fn load_bzimage(
     write_cmdline(mem, cmdline, cmdline_max)?;
 
     let kernel_load = loaded.kernel_load.0;
-    if let Some(file) = initrd {
+    if let Some((mut file, name)) = initrd {
         let initrd_addr_max = if version >= 0x0203 { hdr.initrd_addr_max } else { DEFAULT_INITRD_ADDR_MAX };
         let end = layout::low_ram_end(ram_size).min(u64::from(initrd_addr_max) + 1);
         // Keep clear of the memory the kernel decompresses into (init_size, protocol 2.10+).
         let lowest = loaded.kernel_end.max(kernel_load + u64::from(hdr.init_size));
-        let (addr, size) = load_initrd(mem, file, lowest, end)?;
+        let (addr, size) = load_initrd(mem, &mut file, &name, lowest, end)?;
         hdr.ramdisk_image = addr as u32;
         hdr.ramdisk_size = size as u32;
     }
@@ -453,7 +542,7 @@ fn load_bzimage(
     Ok(state)
 }
 
-fn write_gdt(mem: &GuestMem, state: &CpuBootState) -> Result<(), Error> {
+pub(crate) fn write_gdt(mem: &GuestMem, state: &CpuBootState) -> Result<(), Error> {
     let bytes: Vec<u8> = state.gdt_entries.iter().flat_map(|e| e.to_le_bytes()).collect();
     write_guest(mem, "boot GDT", state.gdt_base, &bytes)
 }
@@ -490,38 +579,21 @@ fn write_identity_page_tables(mem: &GuestMem) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::layout::E820Kind;
-    use crate::test_util::{guest_mem, read, u32_at, u64_at};
-    use std::io::Write;
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use crate::test_util::{elf32_image, guest_mem, pvh_note, read, u32_at, u64_at, Seg, TempFile};
+    use vm_memory::Bytes;
 
     const MIB: u64 = 1 << 20;
     const RSDP: u64 = 0xe0000;
 
-    /// A file in the temp dir, removed on drop.
-    struct TempFile {
-        path: PathBuf,
-        file: File,
-    }
-
-    impl TempFile {
-        fn with_contents(bytes: &[u8]) -> Self {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "firmware-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let mut file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
-            file.write_all(bytes).unwrap();
-            TempFile { path, file }
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.path);
-        }
+    fn boot(
+        mem: &GuestMem,
+        kernel: &TempFile,
+        initrd: Option<&TempFile>,
+        cmdline: &str,
+        ram: u64,
+    ) -> Result<CpuBootState, Error> {
+        let files = KernelBoot { kernel: &kernel.path, initrd: initrd.map(|t| t.path.as_path()), cmdline };
+        load_kernel(mem, &files, ram, RSDP)
     }
 
     fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
@@ -590,13 +662,11 @@ mod tests {
         let ram = 256 * MIB;
         let mem = guest_mem(ram);
         let payload = pattern(0x800, 7);
-        let mut kernel = TempFile::with_contents(&fake_vmlinux(&payload, true));
+        let kernel = TempFile::with_contents(&fake_vmlinux(&payload, true));
         let initrd_data = pattern(0x2345, 3);
-        let mut initrd = TempFile::with_contents(&initrd_data);
+        let initrd = TempFile::with_contents(&initrd_data);
 
-        let state =
-            load_linux(&mem, &mut kernel.file, Some(&mut initrd.file), "console=ttyS0 root=/dev/ram0", ram, RSDP)
-                .unwrap();
+        let state = boot(&mem, &kernel, Some(&initrd), "console=ttyS0 root=/dev/ram0", ram).unwrap();
 
         assert_eq!(state.mode, CpuMode::Protected32Flat);
         assert_eq!(state.rip, u64::from(PVH_ENTRY));
@@ -636,8 +706,8 @@ mod tests {
     fn pvh_without_initrd_has_no_modules() {
         let ram = 64 * MIB;
         let mem = guest_mem(ram);
-        let mut kernel = TempFile::with_contents(&fake_vmlinux(&[0x90; 16], true));
-        load_linux(&mem, &mut kernel.file, None, "", ram, RSDP).unwrap();
+        let kernel = TempFile::with_contents(&fake_vmlinux(&[0x90; 16], true));
+        boot(&mem, &kernel, None, "", ram).unwrap();
         let info = read(&mem, layout::PVH_START_INFO, 56);
         assert_eq!(u32_at(&info, 12), 0);
         assert_eq!(u64_at(&info, 16), 0);
@@ -647,8 +717,8 @@ mod tests {
     #[test]
     fn elf_without_pvh_note_is_refused_with_advice() {
         let mem = guest_mem(64 * MIB);
-        let mut kernel = TempFile::with_contents(&fake_vmlinux(&[0x90; 16], false));
-        let err = load_linux(&mem, &mut kernel.file, None, "", 64 * MIB, RSDP).unwrap_err();
+        let kernel = TempFile::with_contents(&fake_vmlinux(&[0x90; 16], false));
+        let err = boot(&mem, &kernel, None, "", 64 * MIB).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::ElfNotBootable { .. }), "{msg}");
         assert!(msg.contains("CONFIG_PVH"), "{msg}");
@@ -658,15 +728,128 @@ mod tests {
     #[test]
     fn garbage_is_neither_elf_nor_bzimage() {
         let mem = guest_mem(64 * MIB);
-        let mut kernel = TempFile::with_contents(&[0x55; 4096]);
-        let err = load_linux(&mem, &mut kernel.file, None, "", 64 * MIB, RSDP).unwrap_err();
+        let kernel = TempFile::with_contents(&[0x55; 4096]);
+        let err = boot(&mem, &kernel, None, "", 64 * MIB).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
-                "kernel image {} is neither an ELF vmlinux with a PVH entry point nor a bzImage",
+                "kernel image {} is neither a bzImage, a multiboot image nor an ELF file with a PVH entry point",
                 kernel.path.display()
             )
         );
+    }
+
+    const PVH32_LOAD: u32 = 0x20_0000;
+    const PVH32_ENTRY: u32 = 0x20_0010;
+
+    fn pvh32_kernel(payload: &[u8], memsz: u32) -> Vec<u8> {
+        let seg = Seg { paddr: PVH32_LOAD, vaddr: 0xc020_0000, data: payload.to_vec(), memsz, flags: 5 };
+        elf32_image(elf32::EM_386, 0xc020_0000, &[seg], Some(&pvh_note(PVH32_ENTRY)))
+    }
+
+    #[test]
+    fn elf32_pvh_kernel_enters_at_its_note_with_the_start_info() {
+        let ram = 64 * MIB;
+        let mem = guest_mem(ram);
+        // Dirty the bss first: the loader must clear it.
+        mem.write_slice(&[0xee; 0x3000], GuestAddress(u64::from(PVH32_LOAD))).unwrap();
+        let payload = pattern(0x1234, 5);
+        let kernel = TempFile::with_contents(&pvh32_kernel(&payload, 0x3000));
+        let initrd_data = pattern(0x1800, 9);
+        let initrd = TempFile::with_contents(&initrd_data);
+
+        let state = boot(&mem, &kernel, Some(&initrd), "console=ttyS0", ram).unwrap();
+
+        assert_eq!(state.mode, CpuMode::Protected32Flat);
+        assert_eq!(state.rip, u64::from(PVH32_ENTRY), "the note's entry, not e_entry");
+        assert_eq!((state.rbx, state.rax), (layout::PVH_START_INFO, 0));
+        assert_eq!(read(&mem, u64::from(PVH32_LOAD), payload.len()), payload);
+        assert!(read(&mem, u64::from(PVH32_LOAD) + 0x1234, 0x3000 - 0x1234).iter().all(|&b| b == 0), "bss cleared");
+
+        let info = read(&mem, layout::PVH_START_INFO, 56);
+        assert_eq!(u32_at(&info, 0), 0x336e_c578, "magic");
+        assert_eq!(u32_at(&info, 12), 1, "nr_modules");
+        assert_eq!(read(&mem, u64_at(&info, 24), 14), b"console=ttyS0\0");
+        assert_eq!(u32_at(&info, 48) as usize, layout::e820_map(ram).len());
+        let modlist = read(&mem, u64_at(&info, 16), 32);
+        let (paddr, size) = (u64_at(&modlist, 0), u64_at(&modlist, 8));
+        assert_eq!(size, initrd_data.len() as u64);
+        assert!(paddr >= u64::from(PVH32_LOAD) + 0x3000, "initrd above the kernel's bss: {paddr:#x}");
+        assert_eq!(read(&mem, paddr, initrd_data.len()), initrd_data);
+        let gdt = read(&mem, state.gdt_base, usize::from(state.gdt_limit) + 1);
+        assert_eq!(u64_at(&gdt, usize::from(BOOT_CS)), state.segments().0.descriptor());
+    }
+
+    #[test]
+    fn elf32_without_pvh_note_or_multiboot_header_is_refused() {
+        let mem = guest_mem(64 * MIB);
+        let seg = Seg { paddr: PVH32_LOAD, vaddr: PVH32_LOAD, data: vec![0x90; 16], memsz: 16, flags: 5 };
+        let kernel = TempFile::with_contents(&elf32_image(elf32::EM_386, PVH32_LOAD, &[seg], None));
+        let err = boot(&mem, &kernel, None, "", 64 * MIB).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::ElfNotBootable { .. }), "{msg}");
+        assert!(msg.contains("PVH") && msg.contains("multiboot"), "{msg}");
+    }
+
+    /// Hostile or broken ELF32 images: each is refused with a reason, nothing panics, and
+    /// nothing is written to guest memory when a later segment is out of bounds.
+    #[test]
+    fn broken_elf32_images_are_refused_with_reasons() {
+        let ram = 64 * MIB;
+        let good = pvh32_kernel(&[0x90; 64], 64);
+        let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+        let mut img = good.clone();
+        img[28..32].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        cases.push(("phoff past the end", img, "beyond the end"));
+        let mut img = good.clone();
+        img[44..46].copy_from_slice(&0xffffu16.to_le_bytes());
+        cases.push(("huge phnum", img, "program headers"));
+        let mut img = good.clone();
+        img[42..44].copy_from_slice(&56u16.to_le_bytes());
+        cases.push(("phentsize of ELF64", img, "bytes each"));
+        let mut img = good.clone();
+        img[52 + 16..52 + 20].copy_from_slice(&0x1000u32.to_le_bytes()); // filesz > memsz
+        cases.push(("filesz > memsz", img, "more file bytes"));
+        let mut img = good.clone();
+        img[52 + 4..52 + 8].copy_from_slice(&0xffff_ff00u32.to_le_bytes()); // p_offset
+        cases.push(("segment beyond the file", img, "truncated"));
+        let mut img = good.clone();
+        img[52 + 12..52 + 16].copy_from_slice(&0xffff_ffc0u32.to_le_bytes()); // paddr
+        img[52 + 20..52 + 24].copy_from_slice(&0x1000u32.to_le_bytes()); // memsz
+        cases.push(("segment wrapping 4 GiB", img, "4 GiB"));
+        let mut img = good.clone();
+        img[52 + 12..52 + 16].copy_from_slice(&0x7c00u32.to_le_bytes());
+        cases.push(("segment in the first MiB", img, "first MiB"));
+        let mut img = good.clone();
+        img[52 + 12..52 + 16].copy_from_slice(&0x0800_0000u32.to_le_bytes());
+        cases.push(("segment beyond RAM", img, "more memory"));
+        cases.push(("truncated header", good[..40].to_vec(), "shorter than"));
+        let mut img = good.clone();
+        img[18..20].copy_from_slice(&elf32::EM_X86_64.to_le_bytes());
+        cases.push(("wrong machine", img, "EM_386"));
+        let mut img = good.clone();
+        img[0x400..0x404].copy_from_slice(&0xffff_fff0u32.to_le_bytes()); // note namesz
+        cases.push(("note name overflowing", img, "PVH"));
+
+        for (what, img, needle) in cases {
+            let mem = guest_mem(ram);
+            let kernel = TempFile::with_contents(&img);
+            let err = boot(&mem, &kernel, None, "", ram).expect_err(what);
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{what}: {msg}");
+            assert!(msg.contains(&kernel.path.display().to_string()), "{what}: {msg}");
+        }
+
+        // Two segments, the second outside RAM: the first is not written either.
+        let segs = [
+            Seg { paddr: PVH32_LOAD, vaddr: PVH32_LOAD, data: vec![0xaa; 32], memsz: 32, flags: 5 },
+            Seg { paddr: 0x0400_0000, vaddr: 0x0400_0000, data: vec![0xbb; 32], memsz: 32, flags: 6 },
+        ];
+        let mem = guest_mem(ram);
+        let kernel = TempFile::with_contents(&elf32_image(elf32::EM_386, 0, &segs, Some(&pvh_note(PVH32_ENTRY))));
+        let err = boot(&mem, &kernel, None, "", ram).unwrap_err();
+        assert!(matches!(err, Error::KernelImage { .. }), "{err}");
+        assert_eq!(read(&mem, u64::from(PVH32_LOAD), 32), vec![0; 32]);
     }
 
     const SETUP_SECTS: u8 = 3;
@@ -713,11 +896,11 @@ mod tests {
         let ram = 256 * MIB;
         let mem = guest_mem(ram);
         let payload = pattern(0x3000, 9);
-        let mut kernel = TempFile::with_contents(&fake_bzimage(0x020f, XLF_KERNEL_64, &payload));
+        let kernel = TempFile::with_contents(&fake_bzimage(0x020f, XLF_KERNEL_64, &payload));
         let initrd_data = pattern(0x1_0001, 1);
-        let mut initrd = TempFile::with_contents(&initrd_data);
+        let initrd = TempFile::with_contents(&initrd_data);
 
-        let state = load_linux(&mem, &mut kernel.file, Some(&mut initrd.file), "quiet", ram, RSDP).unwrap();
+        let state = boot(&mem, &kernel, Some(&initrd), "quiet", ram).unwrap();
 
         assert_eq!(state.mode, CpuMode::Long64);
         assert_eq!(state.rip, 0x10_0200);
@@ -770,9 +953,9 @@ mod tests {
         let mem = guest_mem(ram);
         let mut img = fake_bzimage(0x020f, XLF_KERNEL_64, &[0xf4; 0x200]);
         put(&mut img, 0x22c, &0x0fff_ffffu32.to_le_bytes()); // initrd below 256 MiB
-        let mut kernel = TempFile::with_contents(&img);
-        let mut initrd = TempFile::with_contents(&[0xab; 0x5000]);
-        load_linux(&mem, &mut kernel.file, Some(&mut initrd.file), "", ram, RSDP).unwrap();
+        let kernel = TempFile::with_contents(&img);
+        let initrd = TempFile::with_contents(&[0xab; 0x5000]);
+        boot(&mem, &kernel, Some(&initrd), "", ram).unwrap();
         let zp = read(&mem, layout::ZERO_PAGE_START, 4096);
         let start = u64::from(u32_at(&zp, 0x218));
         assert!(start + 0x5000 <= 0x1000_0000, "{start:#x}");
@@ -782,8 +965,8 @@ mod tests {
     #[test]
     fn bzimage_without_64bit_entry_is_refused() {
         let mem = guest_mem(64 * MIB);
-        let mut kernel = TempFile::with_contents(&fake_bzimage(0x020a, 0, &[0; 0x200]));
-        let err = load_linux(&mem, &mut kernel.file, None, "", 64 * MIB, RSDP).unwrap_err();
+        let kernel = TempFile::with_contents(&fake_bzimage(0x020a, 0, &[0; 0x200]));
+        let err = boot(&mem, &kernel, None, "", 64 * MIB).unwrap_err();
         assert!(matches!(err, Error::BzImageTooOld { version: 0x020a, .. }), "{err}");
         assert!(err.to_string().contains("2.10"), "{err}");
     }
@@ -791,27 +974,27 @@ mod tests {
     #[test]
     fn cmdline_longer_than_the_kernel_accepts_is_refused() {
         let mem = guest_mem(64 * MIB);
-        let mut kernel = TempFile::with_contents(&fake_bzimage(0x020f, XLF_KERNEL_64, &[0; 0x200]));
+        let kernel = TempFile::with_contents(&fake_bzimage(0x020f, XLF_KERNEL_64, &[0; 0x200]));
         let long = "x".repeat(2048);
-        let err = load_linux(&mem, &mut kernel.file, None, &long, 64 * MIB, RSDP).unwrap_err();
+        let err = boot(&mem, &kernel, None, &long, 64 * MIB).unwrap_err();
         assert!(matches!(err, Error::CmdlineTooLong { len: 2048, max: 2047 }), "{err}");
         let ok = "x".repeat(2047);
-        load_linux(&mem, &mut kernel.file, None, &ok, 64 * MIB, RSDP).unwrap();
+        boot(&mem, &kernel, None, &ok, 64 * MIB).unwrap();
     }
 
     #[test]
     fn initrd_that_cannot_fit_is_refused() {
         let ram = 8 * MIB;
         let mem = guest_mem(ram);
-        let mut kernel = TempFile::with_contents(&fake_vmlinux(&[0x90; 16], true));
+        let kernel = TempFile::with_contents(&fake_vmlinux(&[0x90; 16], true));
         // The fake vmlinux loads at 16 MiB, beyond 8 MiB of RAM.
-        let err = load_linux(&mem, &mut kernel.file, None, "", ram, RSDP).unwrap_err();
+        let err = boot(&mem, &kernel, None, "", ram).unwrap_err();
         assert!(matches!(err, Error::KernelLoad { .. }), "{err}");
 
         let ram = 24 * MIB;
         let mem = guest_mem(ram);
-        let mut initrd = TempFile::with_contents(&vec![1u8; 9 << 20]);
-        let err = load_linux(&mem, &mut kernel.file, Some(&mut initrd.file), "", ram, RSDP).unwrap_err();
+        let initrd = TempFile::with_contents(&vec![1u8; 9 << 20]);
+        let err = boot(&mem, &kernel, Some(&initrd), "", ram).unwrap_err();
         assert!(matches!(err, Error::InitrdTooLarge { .. }), "{err}");
         assert!(err.to_string().contains("more memory"), "{err}");
     }
@@ -821,10 +1004,10 @@ mod tests {
         let ram = 2 * MIB;
         let mem = guest_mem(ram);
         let big = vec![0u8; (3 * MIB / 2) as usize];
-        let mut kernel = TempFile::with_contents(&fake_bzimage(0x020f, XLF_KERNEL_64, &big));
-        let err = load_linux(&mem, &mut kernel.file, None, "", ram, RSDP).unwrap_err();
+        let kernel = TempFile::with_contents(&fake_bzimage(0x020f, XLF_KERNEL_64, &big));
+        let err = boot(&mem, &kernel, None, "", ram).unwrap_err();
         assert!(matches!(err, Error::RamTooSmall { ram_size, .. } if ram_size == ram), "{err}");
-        let err = load_linux(&mem, &mut kernel.file, None, "", MIB, RSDP).unwrap_err();
+        let err = boot(&mem, &kernel, None, "", MIB).unwrap_err();
         assert!(matches!(err, Error::RamTooSmall { .. }), "{err}");
     }
 

@@ -86,6 +86,7 @@ pub fn setup(vcpu: &VcpuFd, cpuid: &CpuId, start: &CpuStart) -> Result<(), Strin
     regs.rip = b.rip;
     regs.rsp = b.rsp;
     regs.rbp = b.rsp;
+    regs.rax = b.rax;
     regs.rbx = b.rbx;
     regs.rsi = b.rsi;
     vcpu.set_regs(&regs).map_err(|e| format!("KVM_SET_REGS: {e}"))?;

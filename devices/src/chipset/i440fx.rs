@@ -6,8 +6,9 @@
 //! 0x72). Making PAM settings steer accesses to the BIOS shadow areas is the machine's job, through
 //! [`I440fx::pam`].
 
-use crate::pci::config::{ConfigSpace, PciIds, STATUS_DEVSEL_MEDIUM};
-use crate::pci::{BarRegion, PciAddress, PciDevice};
+use crate::pci::config::{PciIds, STATUS_DEVSEL_MEDIUM};
+use crate::pci::function::{PciFunction, PciFunctionDevice, PciResources};
+use crate::pci::PciAddress;
 
 /// Where the host bridge lives.
 pub const I440FX_ADDRESS: PciAddress = PciAddress::new(0, 0, 0);
@@ -36,7 +37,7 @@ const SMRAM_RESET: u8 = 0x02;
 /// The host bridge function.
 #[derive(Debug)]
 pub struct I440fx {
-    config: ConfigSpace,
+    function: PciFunction,
 }
 
 impl Default for I440fx {
@@ -47,14 +48,19 @@ impl Default for I440fx {
 
 impl I440fx {
     pub fn new() -> Self {
-        let mut config = ConfigSpace::new(PciIds {
-            vendor_id: I440FX_VENDOR_ID,
-            device_id: I440FX_DEVICE_ID,
-            revision_id: I440FX_REVISION,
-            class: 0x06,    // bridge
-            subclass: 0x00, // host bridge
-            ..Default::default()
-        });
+        let mut function = PciFunction::new(
+            PciIds {
+                vendor_id: I440FX_VENDOR_ID,
+                device_id: I440FX_DEVICE_ID,
+                revision_id: I440FX_REVISION,
+                class: 0x06,    // bridge
+                subclass: 0x00, // host bridge
+                ..Default::default()
+            },
+            None,
+            PciResources::none(),
+        );
+        let config = function.config_mut();
         config.set_status_bits(STATUS_DEVSEL_MEDIUM);
         config.set_writable_u8(PAM0, PAM0_WRITABLE);
         for i in 1..PAM_COUNT {
@@ -62,41 +68,38 @@ impl I440fx {
         }
         config.set_u8(SMRAM, SMRAM_RESET);
         config.set_writable_u8(SMRAM, SMRAM_D_OPEN | SMRAM_D_CLS | SMRAM_D_LCK | SMRAM_G_SMRAME);
-        I440fx { config }
+        I440fx { function }
     }
 
     /// PAM register `index` (0-6), as the guest last programmed it.
     pub fn pam(&self, index: u8) -> Option<u8> {
-        (index < PAM_COUNT).then(|| self.config.read_u8(PAM0 + index))
+        (index < PAM_COUNT).then(|| self.function.config().read_u8(PAM0 + index))
     }
 
     /// The SMRAM control register.
     pub fn smram(&self) -> u8 {
-        self.config.read_u8(SMRAM)
+        self.function.config().read_u8(SMRAM)
     }
 }
 
-impl PciDevice for I440fx {
-    fn config_read(&mut self, offset: u16, data: &mut [u8]) {
-        self.config.read(offset, data)
+impl PciFunctionDevice for I440fx {
+    fn function(&self) -> &PciFunction {
+        &self.function
+    }
+    fn function_mut(&mut self) -> &mut PciFunction {
+        &mut self.function
     }
 
-    fn config_write(&mut self, offset: u16, data: &[u8]) {
-        let was_locked = self.smram() & SMRAM_D_LCK != 0;
-        self.config.write(offset, data);
-        if was_locked {
-            // Once D_LCK is set, D_OPEN is forced to 0 and D_LCK, G_SMRAME become read-only
-            // until reset (82441FX section 3.2.21).
-            self.config.set_writable_u8(SMRAM, SMRAM_D_CLS);
-        }
+    /// Once D_LCK is set, D_OPEN is forced to 0 and D_LCK, G_SMRAME become read-only until reset
+    /// (82441FX section 3.2.21). The write that sets D_LCK may still set the other bits; the
+    /// mask tightens after it.
+    fn config_written(&mut self, _offset: u16, _data: &[u8]) {
         if self.smram() & SMRAM_D_LCK != 0 {
-            self.config.set_u8(SMRAM, self.smram() & !SMRAM_D_OPEN);
-            self.config.set_writable_u8(SMRAM, SMRAM_D_CLS);
+            let smram = self.smram() & !SMRAM_D_OPEN;
+            let config = self.function.config_mut();
+            config.set_u8(SMRAM, smram);
+            config.set_writable_u8(SMRAM, SMRAM_D_CLS);
         }
-    }
-
-    fn decoded_bars(&self) -> Vec<BarRegion> {
-        Vec::new()
     }
 }
 
@@ -106,24 +109,24 @@ impl crate::snapshot::Snapshot for I440fx {
 
     /// Configuration space, which holds PAM0-6 and SMRAM (QEMU `vmstate_i440fx`).
     fn save(&self, w: &mut crate::snapshot::StateWriter) {
-        self.config.save_state(w);
+        self.function.config().save_state(w);
     }
 
     fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
-        let state = self.config.load_state(r)?;
+        let state = self.function.config().load_state(r)?;
         let smram = state.byte(SMRAM);
         if smram & SMRAM_D_LCK != 0 && smram & SMRAM_D_OPEN != 0 {
             return Err(r.invalid("smram", format!("{smram:#04x}: D_LCK forces D_OPEN to 0 (82441FX section 3.2.21)")));
         }
         r.finish()?;
-        self.config.apply_state(state);
+        self.function.config_mut().apply_state(state);
         // The lock is state of the write mask too: re-derive it.
         let writable = if smram & SMRAM_D_LCK != 0 {
             SMRAM_D_CLS
         } else {
             SMRAM_D_OPEN | SMRAM_D_CLS | SMRAM_D_LCK | SMRAM_G_SMRAME
         };
-        self.config.set_writable_u8(SMRAM, writable);
+        self.function.config_mut().set_writable_u8(SMRAM, writable);
         Ok(())
     }
 }
@@ -131,6 +134,7 @@ impl crate::snapshot::Snapshot for I440fx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pci::PciDevice;
 
     fn read(d: &mut I440fx, off: u16, len: usize) -> u32 {
         let mut b = [0u8; 4];

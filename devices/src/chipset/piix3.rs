@@ -6,8 +6,9 @@
 //! `set_pci_link_route`; on KVM the machine re-routes INTx itself. Both learn of changes through
 //! the observer set with [`Piix3::set_pirq_observer`].
 
-use crate::pci::config::{ConfigSpace, PciIds, STATUS_DEVSEL_MEDIUM};
-use crate::pci::{BarRegion, PciAddress, PciDevice};
+use crate::pci::config::{PciIds, STATUS_DEVSEL_MEDIUM};
+use crate::pci::function::{PciFunction, PciFunctionDevice, PciResources};
+use crate::pci::PciAddress;
 
 /// Where the ISA bridge lives (function 0 of the multi-function PIIX3 device).
 pub const PIIX3_ADDRESS: PciAddress = PciAddress::new(0, 1, 0);
@@ -69,26 +70,32 @@ fn valid_isa_irq(irq: u8) -> bool {
 }
 
 /// Which PIRQ (0-3 = PIRQA#-PIRQD#) the INTx pin `pin` (1-4 = INTA#-INTD#) of a device in `slot`
-/// drives on the i440FX/PIIX3 board: the board rotates the four lines by slot so that the INTA#
-/// of neighbouring slots land on different PIRQs, `pirq = (slot + pin - 1) mod 4`. This is the
-/// swizzle QEMU's `pci_slot_get_pirq` implements and hvmloader's `$PIR`/_PRT tables describe.
+/// drives on the i440FX/PIIX3 board as QEMU's `pc` machine wires it: the board rotates the four
+/// lines by slot so that the INTA# of neighbouring slots land on different PIRQs,
+/// `pirq = (slot - 1 + pin - 1) mod 4` (QEMU `pci_slot_get_pirq`; SeaBIOS's
+/// `piix_pci_slot_get_irq` and our ACPI `_PRT` describe the same). This is the KVM machine's
+/// routing; under Xen the hypervisor routes INTx itself with its own rotation
+/// (`(slot + pin - 1) mod 4`, `hvm_pci_intx_link`) and hvmloader's tables describe that.
 /// Returns `None` for pin 0 (no interrupt) or a pin above 4.
 pub fn intx_pirq(slot: u8, pin: u8) -> Option<u8> {
     if !(1..=4).contains(&pin) {
         return None;
     }
-    Some(((slot as u16 + pin as u16 - 1) % 4) as u8)
+    // slot - 1 + pin - 1, kept non-negative for slot 0 by adding 4.
+    Some(((slot as u16 + pin as u16 + 2) % 4) as u8)
 }
 
 /// The PIIX3 ISA bridge function.
 pub struct Piix3 {
-    config: ConfigSpace,
+    function: PciFunction,
     observer: Option<PirqObserver>,
+    /// The routes as last reported to the observer.
+    routes: [Option<u8>; PIRQ_COUNT as usize],
 }
 
 impl std::fmt::Debug for Piix3 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Piix3").field("config", &self.config).field("routes", &self.pirq_routes()).finish()
+        f.debug_struct("Piix3").field("config", self.function.config()).field("routes", &self.pirq_routes()).finish()
     }
 }
 
@@ -100,15 +107,20 @@ impl Default for Piix3 {
 
 impl Piix3 {
     pub fn new() -> Self {
-        let mut config = ConfigSpace::new(PciIds {
-            vendor_id: PIIX3_VENDOR_ID,
-            device_id: PIIX3_DEVICE_ID,
-            class: 0x06,    // bridge
-            subclass: 0x01, // ISA bridge
-            // Functions 1 (IDE) and 3 (PIIX4 ACPI in this machine) follow.
-            multifunction: true,
-            ..Default::default()
-        });
+        let mut function = PciFunction::new(
+            PciIds {
+                vendor_id: PIIX3_VENDOR_ID,
+                device_id: PIIX3_DEVICE_ID,
+                class: 0x06,    // bridge
+                subclass: 0x01, // ISA bridge
+                // Functions 1 (IDE) and 3 (PIIX4 ACPI in this machine) follow.
+                multifunction: true,
+                ..Default::default()
+            },
+            None,
+            PciResources::none(),
+        );
+        let config = function.config_mut();
         config.set_status_bits(STATUS_DEVSEL_MEDIUM);
         for pirq in 0..PIRQ_COUNT {
             config.set_u8(PIRQRC + pirq, PIRQRC_DISABLE);
@@ -118,7 +130,7 @@ impl Piix3 {
             config.set_u8(offset, reset);
             config.set_writable_u8(offset, 0xff);
         }
-        Piix3 { config, observer: None }
+        Piix3 { function, observer: None, routes: [None; PIRQ_COUNT as usize] }
     }
 
     /// Installs the observer told of every PIRQ route change from now on (replacing any previous
@@ -133,7 +145,7 @@ impl Piix3 {
         if pirq >= PIRQ_COUNT {
             return None;
         }
-        let v = self.config.read_u8(PIRQRC + pirq);
+        let v = self.function.config().read_u8(PIRQRC + pirq);
         let irq = v & PIRQRC_IRQ_MASK;
         (v & PIRQRC_DISABLE == 0 && valid_isa_irq(irq)).then_some(irq)
     }
@@ -143,15 +155,17 @@ impl Piix3 {
     }
 }
 
-impl PciDevice for Piix3 {
-    fn config_read(&mut self, offset: u16, data: &mut [u8]) {
-        self.config.read(offset, data)
+impl PciFunctionDevice for Piix3 {
+    fn function(&self) -> &PciFunction {
+        &self.function
+    }
+    fn function_mut(&mut self) -> &mut PciFunction {
+        &mut self.function
     }
 
-    fn config_write(&mut self, offset: u16, data: &[u8]) {
-        let before = self.pirq_routes();
-        self.config.write(offset, data);
+    fn config_written(&mut self, _offset: u16, _data: &[u8]) {
         let after = self.pirq_routes();
+        let before = std::mem::replace(&mut self.routes, after);
         if let Some(observer) = &self.observer {
             for (pirq, (old, new)) in before.iter().zip(after.iter()).enumerate() {
                 if old != new {
@@ -159,10 +173,6 @@ impl PciDevice for Piix3 {
                 }
             }
         }
-    }
-
-    fn decoded_bars(&self) -> Vec<BarRegion> {
-        Vec::new()
     }
 }
 
@@ -172,15 +182,16 @@ impl crate::snapshot::Snapshot for Piix3 {
 
     /// Configuration space, with the PIRQ route control registers (QEMU `vmstate_piix3`).
     fn save(&self, w: &mut crate::snapshot::StateWriter) {
-        self.config.save_state(w);
+        self.function.config().save_state(w);
     }
 
     /// After restoring, the observer hears every PIRQ's route, changed or not: the hypervisor
     /// side (Xen `set_pci_link_route`) must match the restored registers.
     fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
-        let state = self.config.load_state(r)?;
+        let state = self.function.config().load_state(r)?;
         r.finish()?;
-        self.config.apply_state(state);
+        self.function.config_mut().apply_state(state);
+        self.routes = self.pirq_routes();
         if let Some(observer) = &self.observer {
             for (pirq, route) in self.pirq_routes().iter().enumerate() {
                 observer(pirq as u8, *route);
@@ -193,6 +204,7 @@ impl crate::snapshot::Snapshot for Piix3 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pci::PciDevice;
     use std::sync::{Arc, Mutex};
 
     type RouteLog = Arc<Mutex<Vec<(u8, Option<u8>)>>>;
@@ -256,14 +268,16 @@ mod tests {
 
     #[test]
     fn slot_pins_rotate_over_the_four_pirqs() {
-        // Slot 1 INTA (the PIIX3 IDE/ACPI functions) is PIRQB; slot 2 INTA PIRQC, slot 3 INTA PIRQD.
-        assert_eq!(intx_pirq(1, 1), Some(1));
-        assert_eq!(intx_pirq(2, 1), Some(2));
-        assert_eq!(intx_pirq(3, 1), Some(3));
-        assert_eq!(intx_pirq(4, 1), Some(0));
-        assert_eq!(intx_pirq(3, 2), Some(0));
-        assert_eq!(intx_pirq(31, 4), Some(2));
-        assert_eq!(intx_pirq(255, 4), Some(2));
+        // Slot 1 INTA (the PIIX3 IDE/ACPI functions) is PIRQA; slot 2 INTA PIRQB, slot 3 INTA PIRQC.
+        assert_eq!(intx_pirq(1, 1), Some(0));
+        assert_eq!(intx_pirq(2, 1), Some(1));
+        assert_eq!(intx_pirq(3, 1), Some(2));
+        assert_eq!(intx_pirq(4, 1), Some(3));
+        assert_eq!(intx_pirq(5, 1), Some(0));
+        assert_eq!(intx_pirq(3, 2), Some(3));
+        assert_eq!(intx_pirq(0, 1), Some(3));
+        assert_eq!(intx_pirq(31, 4), Some(1));
+        assert_eq!(intx_pirq(255, 4), Some(1));
         assert_eq!(intx_pirq(2, 0), None);
         assert_eq!(intx_pirq(2, 5), None);
     }

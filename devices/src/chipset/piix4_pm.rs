@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex};
 use crate::bus::BusDevice;
 use crate::clock::Clock;
 use crate::interrupt::InterruptLine;
-use crate::pci::config::{ConfigSpace, PciIds, STATUS_DEVSEL_MEDIUM};
-use crate::pci::{BarRegion, PciAddress, PciDevice};
+use crate::pci::config::{PciIds, STATUS_DEVSEL_MEDIUM};
+use crate::pci::function::{PciFunction, PciFunctionDevice, PciResources};
+use crate::pci::PciAddress;
 use crate::vm_control::{VmControl, VmRequest};
 
 /// Where the function lives: function 3 of the PIIX device at slot 1.
@@ -445,13 +446,15 @@ pub const SMBHSTCFG: u8 = 0xd2;
 
 /// The PIIX4 power management PCI function.
 pub struct Piix4Pm {
-    config: ConfigSpace,
+    function: PciFunction,
     pm: Arc<Mutex<PmIo>>,
+    /// Where PMBA pointed after the last configuration write (to warn once per change).
+    pm_io_base: Option<u16>,
 }
 
 impl std::fmt::Debug for Piix4Pm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Piix4Pm").field("config", &self.config).finish()
+        f.debug_struct("Piix4Pm").field("config", self.function.config()).finish()
     }
 }
 
@@ -459,23 +462,28 @@ impl Piix4Pm {
     /// The function, and the PM register block it owns; get the block with [`Piix4Pm::pm_io`] to
     /// register it on the I/O bus and to give it to [`ApmControl::new`].
     pub fn new(sci: Arc<dyn InterruptLine>, vm: Arc<dyn VmControl>, clock: Arc<dyn Clock>) -> Self {
-        let mut config = ConfigSpace::new(PciIds {
-            vendor_id: PIIX4_PM_VENDOR_ID,
-            device_id: PIIX4_PM_DEVICE_ID,
-            revision_id: PIIX4_PM_REVISION,
-            class: 0x06,    // bridge
-            subclass: 0x80, // other bridge
-            ..Default::default()
-        });
+        let mut function = PciFunction::new(
+            PciIds {
+                vendor_id: PIIX4_PM_VENDOR_ID,
+                device_id: PIIX4_PM_DEVICE_ID,
+                revision_id: PIIX4_PM_REVISION,
+                class: 0x06,    // bridge
+                subclass: 0x80, // other bridge
+                ..Default::default()
+            },
+            // The pin register reads INTA# as on QEMU; the SCI itself is ISA IRQ 9.
+            Some(crate::interrupt::IntxPin::IntA),
+            PciResources::none(),
+        );
+        let config = function.config_mut();
         config.set_status_bits(STATUS_DEVSEL_MEDIUM);
-        config.set_interrupt_pin(1);
         config.set_u32(PMBA, 1);
         config.set_writable_u32(PMBA, 0xffc0);
         config.set_writable_u8(PMREGMISC, 0x01);
         config.set_u32(SMBBA, 1);
         config.set_writable_u32(SMBBA, 0xfff0);
         config.set_writable_u8(SMBHSTCFG, 0x0f);
-        Piix4Pm { config, pm: Arc::new(Mutex::new(PmIo::new(sci, vm, clock))) }
+        Piix4Pm { function, pm: Arc::new(Mutex::new(PmIo::new(sci, vm, clock))), pm_io_base: None }
     }
 
     /// The ACPI register block, shared with this function.
@@ -486,28 +494,26 @@ impl Piix4Pm {
     /// Where the guest asked the PM block to decode (PMBA, if PMREGMISC enables it). The block
     /// actually stays at [`PM_BASE`].
     pub fn pm_io_base(&self) -> Option<u16> {
-        (self.config.read_u8(PMREGMISC) & 1 != 0).then(|| (self.config.read_u32(PMBA) & 0xffc0) as u16)
+        let config = self.function.config();
+        (config.read_u8(PMREGMISC) & 1 != 0).then(|| (config.read_u32(PMBA) & 0xffc0) as u16)
     }
 }
 
-impl PciDevice for Piix4Pm {
-    fn config_read(&mut self, offset: u16, data: &mut [u8]) {
-        self.config.read(offset, data)
+impl PciFunctionDevice for Piix4Pm {
+    fn function(&self) -> &PciFunction {
+        &self.function
+    }
+    fn function_mut(&mut self) -> &mut PciFunction {
+        &mut self.function
     }
 
-    fn config_write(&mut self, offset: u16, data: &[u8]) {
-        let before = self.pm_io_base();
-        self.config.write(offset, data);
+    fn config_written(&mut self, _offset: u16, _data: &[u8]) {
         let after = self.pm_io_base();
-        if after != before {
+        if after != std::mem::replace(&mut self.pm_io_base, after) {
             if let Some(base) = after.filter(|&b| b != PM_BASE) {
                 crate::guest_warn!("PIIX4 PM: PMBA set to {base:#x}; the PM block stays at {PM_BASE:#x}");
             }
         }
-    }
-
-    fn decoded_bars(&self) -> Vec<BarRegion> {
-        Vec::new()
     }
 }
 
@@ -598,13 +604,14 @@ impl crate::snapshot::Snapshot for Piix4Pm {
     /// Configuration space (PMBA, PMREGMISC, SMBus registers). The ACPI register block is its own
     /// section ([`PmIo`]).
     fn save(&self, w: &mut crate::snapshot::StateWriter) {
-        self.config.save_state(w);
+        self.function.config().save_state(w);
     }
 
     fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
-        let state = self.config.load_state(r)?;
+        let state = self.function.config().load_state(r)?;
         r.finish()?;
-        self.config.apply_state(state);
+        self.function.config_mut().apply_state(state);
+        self.pm_io_base = self.pm_io_base();
         Ok(())
     }
 }
@@ -614,6 +621,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::interrupt::RecordingLine;
+    use crate::pci::PciDevice;
     use crate::vm_control::RecordingVmControl;
 
     struct Rig {

@@ -36,14 +36,25 @@ pub struct PciResources {
 }
 
 impl PciResources {
-    /// Resources that go nowhere (no pin wired, messages dropped, no RAM), for tests of a
-    /// function's registers.
+    /// Resources that go nowhere (no pin wired, messages dropped, no RAM): for functions that
+    /// neither interrupt nor master the bus (the chipset's), and tests of a function's registers.
+    pub fn none() -> Self {
+        PciResources { intx: Arc::new(DisconnectedLine), msi: Arc::new(DroppedMsi), memory: Arc::new(NoMemory) }
+    }
+    /// The same as [`PciResources::none`].
     pub fn disconnected() -> Self {
-        PciResources {
-            intx: Arc::new(DisconnectedLine),
-            msi: Arc::new(DroppedMsi),
-            memory: Arc::new(crate::memory::TestMemory::new(0)),
-        }
+        Self::none()
+    }
+}
+
+/// Guest memory with no RAM in it: every access is refused.
+struct NoMemory;
+impl GuestMemory for NoMemory {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        Err(MemoryError::NotRam { gpa, len: buf.len() })
+    }
+    fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), MemoryError> {
+        Err(MemoryError::NotRam { gpa, len: buf.len() })
     }
 }
 

@@ -139,8 +139,8 @@ mod tests {
     #[test]
     fn a_pin_reaches_the_irq_its_pirq_is_routed_to() {
         let (router, irqs, _) = board();
-        // Slot 3 INTA is PIRQD (the swizzle); unrouted, nothing is seen.
-        let pin = router.intx(3, IntxPin::IntA);
+        // Slot 4 INTA is PIRQD (the swizzle); unrouted, nothing is seen.
+        let pin = router.intx(4, IntxPin::IntA);
         pin.set_level(true);
         assert!(router.pirq_level(3));
         assert!(irqs.iter().all(|l| !l.level()));
@@ -154,7 +154,7 @@ mod tests {
     fn rerouting_while_asserted_moves_the_request() {
         let (router, irqs, _) = board();
         router.set_route(1, Some(10));
-        let ide_like = router.intx(1, IntxPin::IntA); // slot 1 INTA: PIRQB
+        let ide_like = router.intx(2, IntxPin::IntA); // slot 2 INTA: PIRQB
         ide_like.set_level(true);
         assert!(irqs[10].level());
         // Linux's IRQ router rewrites PIRQRC B to 5 while the line is up.
@@ -174,8 +174,8 @@ mod tests {
     #[test]
     fn shared_pirqs_and_shared_irqs_are_wired_ors() {
         let (router, irqs, wires) = board();
-        router.set_route(2, Some(11)); // slot 2 INTA and slot 1 INTB land on PIRQC
-        router.set_route(3, Some(11)); // PIRQD also on IRQ 11
+        router.set_route(1, Some(11)); // slot 2 INTA and slot 1 INTB land on PIRQB
+        router.set_route(2, Some(11)); // PIRQC also on IRQ 11
         let a = router.intx(2, IntxPin::IntA);
         let b = router.intx(1, IntxPin::IntB);
         let c = router.intx(3, IntxPin::IntA);
@@ -187,9 +187,9 @@ mod tests {
         a.set_level(false);
         c.set_level(false);
         isa.set_level(false);
-        assert!(irqs[11].level(), "b still holds PIRQC, and PIRQC holds IRQ 11");
-        // Moving PIRQD away while it is idle changes nothing on IRQ 11.
-        router.set_route(3, Some(10));
+        assert!(irqs[11].level(), "b still holds PIRQB, and PIRQB holds IRQ 11");
+        // Moving PIRQC away while it is idle changes nothing on IRQ 11.
+        router.set_route(2, Some(10));
         assert!(irqs[11].level() && !irqs[10].level());
         b.set_level(false);
         assert!(!irqs[11].level());
@@ -202,7 +202,7 @@ mod tests {
         router.set_route(7, Some(5));
         router.set_route(0, Some(200));
         assert_eq!(router.route(0), None);
-        let p = router.intx(4, IntxPin::IntA); // PIRQA
+        let p = router.intx(1, IntxPin::IntA); // PIRQA
         p.set_level(true);
         assert!(irqs.iter().all(|l| !l.level()));
     }
