@@ -5,16 +5,13 @@ use std::fmt;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use devices::bus::{AddressSpace, IoBus, SharedBusDevice};
-use devices::chipset::{i440fx::I440fx, piix3::Piix3, piix4_pm};
+use devices::bus::IoBus;
 use devices::clock::{Clock, HostClock};
-use devices::interrupt::{InterruptService, IntxPin};
-use devices::legacy::{cmos::Cmos, debug_port, i8042::I8042, reset, serial::Serial};
+use devices::interrupt::InterruptService;
+use devices::legacy::{cmos::Cmos, serial::Serial};
 use devices::memory::GuestMemory;
-use devices::pci::function::PciResources;
-use devices::pci::{PciAddress, PciDevice};
-use devices::snapshot::DeviceState;
-use devices::storage::ide::{IdeDriveConfig, IdeHandle, Piix3Ide, CHANNEL_IRQS, LEGACY_PORT_RANGES, PIIX3_IDE_ADDRESS};
+use devices::pc::{build_pc, Pc, PcConfig, Platform};
+use devices::storage::ide::IdeHandle;
 use devices::vm_control::VmControl;
 use vm_memory::GuestAddress;
 
@@ -38,8 +35,7 @@ pub struct Wiring {
     pub ptys: Vec<Option<Arc<Pty>>>,
 }
 
-/// The IDE drives of one boot: `[channel][unit]`.
-pub type IdeDrives = [[Option<IdeDriveConfig>; 2]; 2];
+pub use devices::pc::IdeDrives;
 
 /// Why a guest stopped running.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,120 +63,6 @@ impl From<String> for MachineError {
     }
 }
 
-/// ISA IRQs of the PC (fixed by the hardware, and by our DSDT and hvmloader's).
-pub mod irq {
-    pub const KEYBOARD: u32 = 1;
-    pub const COM2_COM4: u32 = 3;
-    pub const COM1_COM3: u32 = 4;
-    pub const RTC: u32 = 8;
-    pub const MOUSE: u32 = 12;
-}
-
-const COM_PORTS: [(u16, u32); 4] =
-    [(0x3f8, irq::COM1_COM3), (0x2f8, irq::COM2_COM4), (0x3e8, irq::COM1_COM3), (0x2e8, irq::COM2_COM4)];
-
-/// A device registered for save/restore: its state section is `(state_id, instance)`.
-#[derive(Clone)]
-pub struct SavedDevice {
-    pub instance: u32,
-    pub device: Arc<Mutex<dyn DeviceState>>,
-}
-
-/// What devices are attached through: the bus, the backend's interrupts, DMA memory, power
-/// requests and time, a PCI slot allocator, and the list of devices to save and restore.
-pub struct MachineBuilder {
-    pub bus: Arc<IoBus>,
-    pub interrupts: Arc<dyn InterruptService>,
-    pub dma_memory: Arc<dyn GuestMemory>,
-    pub control: Arc<dyn VmControl>,
-    pub clock: Arc<dyn Clock>,
-    used_slots: std::collections::BTreeSet<u8>,
-    saved: Vec<SavedDevice>,
-}
-
-impl MachineBuilder {
-    /// Marks `slot` as taken by a fixed device.
-    pub fn reserve_slot(&mut self, slot: u8) {
-        self.used_slots.insert(slot);
-    }
-
-    /// The slot a new PCI device gets: `wanted` if free, else the lowest free slot from 2 on
-    /// (0 and 1 are the host bridge and the PIIX3, as on QEMU's pc machine).
-    fn allocate_slot(&mut self, name: &str, wanted: Option<u8>) -> Result<u8, String> {
-        let slot = match wanted {
-            Some(s) if self.used_slots.contains(&s) => {
-                return Err(format!("-device {name},addr={s:x}: PCI slot {s:#x} is already in use"))
-            }
-            Some(s) => s,
-            None => (2..32u8)
-                .find(|s| !self.used_slots.contains(s))
-                .ok_or_else(|| format!("-device {name}: no free PCI slot left on bus 0"))?,
-        };
-        self.used_slots.insert(slot);
-        Ok(slot)
-    }
-
-    /// What a function at `address` with INTx pin `pin` is wired to.
-    pub fn pci_resources(&self, address: PciAddress, pin: IntxPin) -> PciResources {
-        PciResources {
-            intx: self.interrupts.pci_intx(address, pin),
-            msi: self.interrupts.msi(address),
-            memory: self.dma_memory.clone(),
-        }
-    }
-
-    /// Builds a PCI function with `make` in `slot` (or the next free one), attaches it to bus 0
-    /// and registers it for save/restore. Its pin is INTA# (single-function devices swizzle from
-    /// INTA#).
-    pub fn add_pci_function<T>(
-        &mut self,
-        name: &str,
-        slot: Option<u8>,
-        make: impl FnOnce(PciResources) -> T,
-    ) -> Result<Arc<Mutex<T>>, String>
-    where
-        T: PciDevice + DeviceState + 'static,
-    {
-        self.try_add_pci_function(name, slot, |r| Ok::<T, std::convert::Infallible>(make(r)))
-    }
-
-    /// [`MachineBuilder::add_pci_function`] for a device whose construction can fail.
-    pub fn try_add_pci_function<T, E: fmt::Display>(
-        &mut self,
-        name: &str,
-        slot: Option<u8>,
-        make: impl FnOnce(PciResources) -> Result<T, E>,
-    ) -> Result<Arc<Mutex<T>>, String>
-    where
-        T: PciDevice + DeviceState + 'static,
-    {
-        let slot = self.allocate_slot(name, slot)?;
-        let address = PciAddress::new(0, slot, 0);
-        let device = make(self.pci_resources(address, IntxPin::IntA)).map_err(|e| format!("{name}: {e}"))?;
-        let device = Arc::new(Mutex::new(device));
-        self.bus.add_pci_device(address, device.clone()).map_err(|e| format!("{name} at {address}: {e}"))?;
-        self.save(device.clone());
-        log::debug!("{name} at {address}");
-        Ok(device)
-    }
-
-    /// Attaches a fixed port range to `device` (a device with state also calls
-    /// [`MachineBuilder::save`]).
-    pub fn add_io<T>(&mut self, name: &str, base: u64, len: u64, device: Arc<Mutex<T>>) -> Result<(), String>
-    where
-        T: devices::bus::BusDevice + 'static,
-    {
-        self.bus.insert(AddressSpace::Io, base, len, name, device).map_err(|e| format!("{name}: {e}"))
-    }
-
-    /// Registers a device for save/restore; instances of one state id are numbered in order.
-    pub fn save<T: DeviceState + 'static>(&mut self, device: Arc<Mutex<T>>) {
-        let id = device.lock().unwrap().state_id();
-        let instance = self.saved.iter().filter(|d| d.device.lock().unwrap().state_id() == id).count() as u32;
-        self.saved.push(SavedDevice { instance, device });
-    }
-}
-
 /// The assembled machine: its dispatch bus and the devices the host side feeds.
 pub struct Machine {
     pub bus: Arc<IoBus>,
@@ -190,14 +72,6 @@ pub struct Machine {
     pub ide: IdeHandle,
     /// Every device with guest-visible state, for save/restore.
     pub devices: crate::migration::MachineDevices,
-}
-
-fn shared<T: devices::bus::BusDevice + 'static>(d: T) -> Arc<Mutex<T>> {
-    Arc::new(Mutex::new(d))
-}
-
-fn insert(bus: &IoBus, base: u64, len: u64, name: &str, dev: SharedBusDevice) -> Result<(), MachineError> {
-    bus.insert(AddressSpace::Io, base, len, name, dev).map_err(|e| MachineError(format!("machine assembly: {e}")))
 }
 
 fn serial_output(
@@ -227,103 +101,37 @@ fn serial_output(
 impl Machine {
     pub fn build(cfg: &Config, wiring: Wiring, ide_drives: IdeDrives) -> Result<Machine, MachineError> {
         let Wiring { interrupts, control, clock, dma_memory, xen_platform, ptys } = wiring;
-        let irq_line = |irq: u32| interrupts.isa_irq(irq as u8);
-        let bus = Arc::new(IoBus::new());
-        let mut builder = MachineBuilder {
-            bus: bus.clone(),
-            interrupts: interrupts.clone(),
-            dma_memory: dma_memory.clone(),
-            control: control.clone(),
-            clock: clock.clone(),
-            used_slots: [0, 1].into_iter().collect(),
-            saved: Vec::new(),
+        let serial_outputs = cfg
+            .serials
+            .iter()
+            .enumerate()
+            .map(|(i, backend)| serial_output(backend, ptys.get(i).and_then(|p| p.as_ref())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let below_4g = cfg.mem_size.min(firmware::layout::PCI_HOLE_START);
+        let xen_platform = match cfg.machine {
+            MachineKind::XenFv { platform_device: true } => xen_platform,
+            _ => None,
         };
-
-        // PCI functions (PCI 3.0; slot layout as qemu-xen's xenfv/pc machines).
-        let pci_err = |e: String| MachineError(format!("machine assembly: {e}"));
-        let i440fx = Arc::new(Mutex::new(I440fx::new()));
-        bus.add_pci_device(PciAddress::new(0, 0, 0), i440fx.clone()).map_err(pci_err)?;
-        let mut piix3 = Piix3::new();
-        piix3.set_pirq_observer(devices::chipset::piix3::observer_for(interrupts.clone()));
-        let piix3 = Arc::new(Mutex::new(piix3));
-        bus.add_pci_device(PciAddress::new(0, 1, 0), piix3.clone()).map_err(pci_err)?;
-        let (pm_function, pm_io) = piix4_pm::new(irq_line(piix4_pm::SCI_IRQ as u32), control.clone(), clock.clone());
-        bus.add_pci_device(PciAddress::new(0, 1, 3), pm_function.clone()).map_err(pci_err)?;
-        insert(&bus, piix4_pm::PM_BASE as u64, piix4_pm::PM_IO_LEN as u64, "piix4-pm", pm_io.clone())?;
-        insert(&bus, piix4_pm::GPE0_BLK as u64, piix4_pm::GPE0_BLK_LEN as u64, "piix4-gpe0", pm_io.clone())?;
-        let apm = shared(piix4_pm::ApmControl::new(pm_io.clone()));
-        insert(&bus, piix4_pm::SMI_CMD_PORT as u64, 2, "apm", apm.clone())?;
-
-        // PIIX3 IDE in legacy mode: ports 0x1f0/0x3f6 and 0x170/0x376, IRQ 14/15, bus master in BAR4.
-        let ide = Piix3Ide::new(ide_drives, dma_memory, CHANNEL_IRQS.map(|irq| irq_line(irq as u32)))
-            .map_err(|e| MachineError(e.to_string()))?;
-        let ide_handle = ide.handle();
-        let legacy = ide_handle.legacy_ports();
-        for (base, len, name) in LEGACY_PORT_RANGES {
-            insert(&bus, base, len, name, legacy.clone())?;
-        }
-        let ide = Arc::new(Mutex::new(ide));
-        bus.add_pci_device(PIIX3_IDE_ADDRESS, ide.clone()).map_err(pci_err)?;
-
-        // Xen's platform device at 00:02.0 (the first free slot, as qemu-xen places it without VGA)
-        // with its fixed ports 0x10-0x1f.
-        let mut platform = None;
-        if let (MachineKind::XenFv { platform_device: true }, Some(host)) = (cfg.machine, xen_platform) {
-            let (function, ports) = devices::xen_platform::new(host);
-            platform = Some(function.clone());
-            bus.add_pci_device(PciAddress::new(0, 2, 0), function).map_err(pci_err)?;
-            builder.reserve_slot(2);
-            let base = devices::xen_platform::FIXED_IO_BASE as u64;
-            insert(&bus, base, devices::xen_platform::FIXED_IO_LEN as u64, "xen-platform", ports)?;
-        }
-
-        // ISA devices.
-        let cmos = shared(Cmos::new(clock.clone(), irq_line(irq::RTC)));
-        {
-            let mut c = cmos.lock().unwrap();
-            let below_4g = cfg.mem_size.min(firmware::layout::PCI_HOLE_START);
-            c.set_memory_size(below_4g, cfg.mem_size - below_4g);
-            c.set_boot_order(&cfg.boot_order)
-                .map_err(|e| MachineError(format!("-boot order={}: {e}", cfg.boot_order)))?;
-            c.set_cpu_count(cfg.cpus as u32);
-        }
-        insert(&bus, 0x70, 2, "cmos", cmos.clone())?;
-        let i8042 = shared(I8042::new(irq_line(irq::KEYBOARD), irq_line(irq::MOUSE), control.clone()));
-        insert(&bus, 0x60, 1, "i8042-data", i8042.clone())?;
-        insert(&bus, 0x64, 1, "i8042-cmd", i8042.clone())?;
-        let port92 = shared(reset::SystemControlPortA::new(control.clone()));
-        insert(&bus, 0x92, 1, "port92", port92.clone())?;
-        let reset_control = shared(reset::ResetControl::new(control.clone()));
-        insert(&bus, 0xcf9, 1, "reset-control", reset_control.clone())?;
-        insert(&bus, 0xe9, 1, "debug-console", shared(debug_port::DebugConsole::new(None)))?;
-        let mut serials = Vec::new();
-        for (i, backend) in cfg.serials.iter().enumerate() {
-            let (base, irq) = COM_PORTS[i];
-            let pty = ptys.get(i).and_then(|p| p.as_ref());
-            let s = shared(Serial::new(base as u64, irq_line(irq), serial_output(backend, pty)?));
-            insert(&bus, base as u64, 8, &format!("com{}", i + 1), s.clone())?;
-            serials.push(s);
-        }
+        let pc = build_pc(
+            PcConfig {
+                ram_below_4g: below_4g,
+                ram_above_4g: cfg.mem_size - below_4g,
+                boot_order: cfg.boot_order.clone(),
+                cpus: cfg.cpus.into(),
+                serial_outputs,
+                ide_drives,
+                xen_platform,
+            },
+            Platform { interrupts, control, clock, dma_memory },
+        )
+        .map_err(|e| MachineError(e.to_string()))?;
+        let Pc { serials, cmos, ide, devices: mut builder } = pc;
         // -device NAME,... from the registry, in command-line order.
         crate::registry::attach_all(&cfg.devices, &mut builder).map_err(MachineError)?;
-        let devices = crate::migration::MachineDevices {
-            bus: bus.clone(),
-            i440fx,
-            piix3,
-            pm: pm_function,
-            acpi: pm_io,
-            apm,
-            ide,
-            xen_platform: platform,
-            cmos: cmos.clone(),
-            i8042,
-            port92,
-            reset_control,
-            serials: serials.clone(),
-            attached: builder.saved,
-            dirty_log: None,
-        };
-        Ok(Machine { bus, serials, cmos, ide: ide_handle, devices })
+        let bus = builder.bus.clone();
+        let devices =
+            crate::migration::MachineDevices { bus: bus.clone(), saved: builder.saved().to_vec(), dirty_log: None };
+        Ok(Machine { bus, serials, cmos, ide, devices })
     }
 }
 

@@ -4,7 +4,7 @@
 //! the option named, before anything is built.
 //!
 //! Adding a device: put it in `devices/src/<name>/`, write its `attach_*` function here (parse
-//! the properties with [`Props`], then build it through the [`MachineBuilder`]: it hands out
+//! the properties with [`Props`], then build it through the [`DeviceBuilder`]: it hands out
 //! the PCI slot, interrupts, DMA memory and registers the device for save/restore), and add one
 //! line to [`DEVICES`].
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use devices::legacy::debug_port;
 
-use crate::machine::MachineBuilder;
+use devices::pc::DeviceBuilder;
 
 /// One `-device` from the command line, split into its properties.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,7 @@ impl<'a> Props<'a> {
 /// Parses a request's properties and, given a machine, builds and attaches the device. Called
 /// once without a machine when the command line is read (to refuse bad properties early) and
 /// once with it.
-pub type AttachFn = fn(&mut Props<'_>, Option<&mut MachineBuilder>) -> Result<(), String>;
+pub type AttachFn = fn(&mut Props<'_>, Option<&mut DeviceBuilder>) -> Result<(), String>;
 
 pub struct DeviceEntry {
     pub name: &'static str,
@@ -133,7 +133,7 @@ pub fn validate(request: &DeviceRequest) -> Result<(), String> {
 }
 
 /// Builds every requested device into the machine, in command-line order.
-pub fn attach_all(requests: &[DeviceRequest], builder: &mut MachineBuilder) -> Result<(), String> {
+pub fn attach_all(requests: &[DeviceRequest], builder: &mut DeviceBuilder) -> Result<(), String> {
     for request in requests {
         let entry = find(&request.driver).ok_or_else(|| format!("-device {}: unknown device", request.driver))?;
         let mut props = Props::new(request);
@@ -143,10 +143,10 @@ pub fn attach_all(requests: &[DeviceRequest], builder: &mut MachineBuilder) -> R
     Ok(())
 }
 
-fn attach_edu(props: &mut Props<'_>, machine: Option<&mut MachineBuilder>) -> Result<(), String> {
+fn attach_edu(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), String> {
     let slot = props.pci_slot()?;
     if let Some(m) = machine {
-        m.add_pci_function("edu", slot, devices::edu::Edu::new)?;
+        m.add_pci_function("edu", slot, devices::edu::Edu::new).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -156,7 +156,7 @@ fn attach_edu(props: &mut Props<'_>, machine: Option<&mut MachineBuilder>) -> Re
 /// accepted as what they already are; QEMU's pc-machine default (transitional, 1af4:1005 with a
 /// legacy I/O BAR) is not emulated: Linux's virtio_pci drives either one through the modern
 /// interface.
-fn attach_virtio_rng_pci(props: &mut Props<'_>, machine: Option<&mut MachineBuilder>) -> Result<(), String> {
+fn attach_virtio_rng_pci(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), String> {
     use devices::virtio::{pci::VirtioPci, rng::VirtioRng};
     let what = format!("-device {}", props.request.text);
     let slot = props.pci_slot()?;
@@ -175,12 +175,13 @@ fn attach_virtio_rng_pci(props: &mut Props<'_>, machine: Option<&mut MachineBuil
         Some(v) => return Err(format!("{what}: disable-modern={v}: only the modern virtio 1.x interface exists")),
     }
     if let Some(m) = machine {
-        m.try_add_pci_function("virtio-rng-pci", slot, |r| VirtioPci::new(VirtioRng::default(), vectors, r))?;
+        m.try_add_pci_function("virtio-rng-pci", slot, |r| VirtioPci::new(VirtioRng::default(), vectors, r))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
-fn attach_isa_debug_exit(props: &mut Props<'_>, machine: Option<&mut MachineBuilder>) -> Result<(), String> {
+fn attach_isa_debug_exit(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), String> {
     let what = format!("-device {}", props.request.text);
     let iobase = props.number("iobase", 0x501, 0xffff)?;
     let iosize = props.number("iosize", 2, 4)?;
@@ -191,8 +192,9 @@ fn attach_isa_debug_exit(props: &mut Props<'_>, machine: Option<&mut MachineBuil
         return Err(format!("{what}: iobase + iosize is beyond port 0xffff"));
     }
     if let Some(m) = machine {
-        let dev = debug_port::DebugExit::new(iobase, iosize, m.control.clone());
-        m.add_io("isa-debug-exit", iobase, iosize, Arc::new(std::sync::Mutex::new(dev)))?;
+        let dev = debug_port::DebugExit::new(iobase, iosize, m.control());
+        m.add_io("isa-debug-exit", (iobase as u16, iosize as u16), Arc::new(std::sync::Mutex::new(dev)))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

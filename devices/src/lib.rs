@@ -14,6 +14,7 @@ pub mod edu;
 pub mod interrupt;
 pub mod legacy;
 pub mod memory;
+pub mod pc;
 pub mod pci;
 pub mod ratelimit;
 pub mod snapshot;

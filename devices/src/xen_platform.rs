@@ -32,8 +32,8 @@ pub const BAR0_SIZE: u64 = 0x100;
 pub const BAR1_SIZE: u64 = 16 << 20;
 
 /// The fixed I/O ports of the unplug protocol.
-pub const FIXED_IO_BASE: u16 = 0x10;
-pub const FIXED_IO_LEN: u16 = 0x10;
+pub const FIXED_IO_BASE: u16 = crate::pc::layout::port::XEN_PLATFORM.0;
+pub const FIXED_IO_LEN: u16 = crate::pc::layout::port::XEN_PLATFORM.1;
 /// Word read at 0x10.
 pub const MAGIC: u16 = 0x49d2;
 /// Byte read at 0x12.

@@ -48,20 +48,23 @@ pub struct AcpiConfig {
 
 impl Default for AcpiConfig {
     fn default() -> Self {
+        // The board's fixed resources, from the one table the devices are built from.
+        use devices::chipset::piix4_pm;
+        use devices::pc::layout as pc;
         AcpiConfig {
             cpus: 1,
-            pm_base: 0xb000,
-            sci_irq: 9,
-            smi_cmd: 0xb2,
-            acpi_enable: 0xf1,
-            acpi_disable: 0xf0,
-            gpe0_base: 0xafe0,
-            gpe0_len: 4,
-            reset_port: 0xcf9,
-            reset_value: 0x06,
+            pm_base: pc::port::PM.0,
+            sci_irq: pc::irq::SCI,
+            smi_cmd: pc::port::SMI_CMD.0,
+            acpi_enable: piix4_pm::ACPI_ENABLE,
+            acpi_disable: piix4_pm::ACPI_DISABLE,
+            gpe0_base: pc::port::GPE0.0,
+            gpe0_len: pc::port::GPE0.1 as u8,
+            reset_port: pc::port::RESET_CONTROL.0,
+            reset_value: pc::RESET_VALUE,
             pci_mmio_start: layout::PCI_MMIO_START,
             pci_mmio_end: layout::PCI_MMIO_END,
-            pirq_irqs: [10, 10, 11, 11],
+            pirq_irqs: pc::PIRQ_ROUTES,
         }
     }
 }
@@ -329,13 +332,15 @@ fn build_dsdt(cfg: &AcpiConfig) -> Sdt {
         }
     }
 
-    let com1_io = aml::IO::new(0x3f8, 0x3f8, 0, 8);
-    let com1_irq = aml::Interrupt::new(true, true, false, false, 4);
-    let rtc_io = aml::IO::new(0x70, 0x70, 1, 8);
-    let rtc_irq = aml::Interrupt::new(true, true, false, false, 8);
-    let kbd_data = aml::IO::new(0x60, 0x60, 1, 1);
-    let kbd_cmd = aml::IO::new(0x64, 0x64, 1, 1);
-    let kbd_irq = aml::Interrupt::new(true, true, false, false, 1);
+    use devices::pc::layout as pc;
+    let (com1_base, com1_irq) = pc::port::COM[0];
+    let com1_io = aml::IO::new(com1_base, com1_base, 0, pc::port::COM_LEN as u8);
+    let com1_irq = aml::Interrupt::new(true, true, false, false, com1_irq.into());
+    let rtc_io = aml::IO::new(pc::port::CMOS.0, pc::port::CMOS.0, 1, 8);
+    let rtc_irq = aml::Interrupt::new(true, true, false, false, pc::irq::RTC.into());
+    let kbd_data = aml::IO::new(pc::port::I8042_DATA.0, pc::port::I8042_DATA.0, 1, 1);
+    let kbd_cmd = aml::IO::new(pc::port::I8042_COMMAND.0, pc::port::I8042_COMMAND.0, 1, 1);
+    let kbd_irq = aml::Interrupt::new(true, true, false, false, pc::irq::KEYBOARD.into());
     let com1 = RawAml(isa_device("COM1", "PNP0501", 1, &[&com1_io, &com1_irq]));
     let rtc = RawAml(isa_device("RTC_", "PNP0B00", 0, &[&rtc_io, &rtc_irq]));
     let kbd = RawAml(isa_device("KBD_", "PNP0303", 0, &[&kbd_data, &kbd_cmd, &kbd_irq]));

@@ -12,17 +12,9 @@ pub mod dirty;
 pub mod qmp;
 pub mod stream;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use devices::bus::IoBus;
-use devices::chipset::{
-    i440fx::I440fx,
-    piix3::Piix3,
-    piix4_pm::{ApmControl, Piix4Pm, PmIo},
-};
-use devices::legacy::{cmos::Cmos, i8042::I8042, reset, serial::Serial};
-use devices::storage::ide::Piix3Ide;
-use devices::xen_platform::XenPlatformPci;
 
 pub use stream::restore_machine;
 #[allow(unused_imports)]
@@ -31,21 +23,10 @@ pub use stream::save_machine;
 /// The machine's devices with guest-visible state, as [`crate::machine::Machine`] holds them.
 #[derive(Clone)]
 pub struct MachineDevices {
+    /// The bus: its host bridge latch is saved, and BARs are remapped after a restore.
     pub bus: Arc<IoBus>,
-    pub i440fx: Arc<Mutex<I440fx>>,
-    pub piix3: Arc<Mutex<Piix3>>,
-    pub pm: Arc<Mutex<Piix4Pm>>,
-    pub acpi: Arc<Mutex<PmIo>>,
-    pub apm: Arc<Mutex<ApmControl>>,
-    pub ide: Arc<Mutex<Piix3Ide>>,
-    pub xen_platform: Option<Arc<Mutex<XenPlatformPci>>>,
-    pub cmos: Arc<Mutex<Cmos>>,
-    pub i8042: Arc<Mutex<I8042>>,
-    pub port92: Arc<Mutex<reset::SystemControlPortA>>,
-    pub reset_control: Arc<Mutex<reset::ResetControl>>,
-    pub serials: Vec<Arc<Mutex<Serial>>>,
-    /// The devices `-device` added (registry entries), in attach order.
-    pub attached: Vec<crate::machine::SavedDevice>,
+    /// Every device with state, in attach order (the board's, then `-device` ones).
+    pub saved: Vec<devices::pc::SavedDevice>,
     /// Where `xen-set-global-dirty-log` goes (Xen: the foreign-memory writer); set by the backend.
     pub dirty_log: Option<Arc<dyn dirty::DirtyLog>>,
 }

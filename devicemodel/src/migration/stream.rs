@@ -24,7 +24,7 @@
 
 use std::io::Read;
 
-use devices::snapshot::{restore_from, save_to_vec, Snapshot, StateReader, StateWriter};
+use devices::snapshot::{Snapshot, StateReader, StateWriter};
 
 use super::MachineDevices;
 use crate::machine::Machine;
@@ -82,36 +82,15 @@ fn push_section(out: &mut Vec<u8>, id: &str, instance: u32, version: u16, payloa
     out.extend_from_slice(payload);
 }
 
-fn device<T: Snapshot>(out: &mut Vec<u8>, instance: u32, dev: &std::sync::Mutex<T>) {
-    let payload = save_to_vec(&*dev.lock().unwrap());
-    push_section(out, T::ID, instance, T::VERSION, &payload);
-}
-
-/// The sections of a machine, in save (and restore) order: the host bridge latch and PCI
-/// functions, then the ISA devices.
+/// The sections of a machine, in save (and restore) order: the host bridge latch, then every
+/// device in attach order (PCI functions, ISA devices, `-device` ones).
 pub fn save_devices(d: &MachineDevices) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     let mut w = StateWriter::new();
     d.bus.save_pci_host(&mut w);
     push_section(&mut out, devices::pci::PciRoot::ID, 0, devices::pci::PciRoot::VERSION, &w.into_bytes());
-    device(&mut out, 0, &d.i440fx);
-    device(&mut out, 0, &d.piix3);
-    device(&mut out, 0, &d.pm);
-    device(&mut out, 0, &d.acpi);
-    device(&mut out, 0, &d.apm);
-    device(&mut out, 0, &d.ide);
-    if let Some(p) = &d.xen_platform {
-        device(&mut out, 0, p);
-    }
-    device(&mut out, 0, &d.cmos);
-    device(&mut out, 0, &d.i8042);
-    device(&mut out, 0, &d.port92);
-    device(&mut out, 0, &d.reset_control);
-    for (i, s) in d.serials.iter().enumerate() {
-        device(&mut out, i as u32, s);
-    }
-    for a in &d.attached {
+    for a in &d.saved {
         let dev = a.device.lock().unwrap();
         push_section(&mut out, dev.state_id(), a.instance, dev.state_version(), &dev.save_state());
     }
@@ -191,10 +170,6 @@ fn take(sections: &mut Vec<Section>, id: &str, instance: u32) -> Result<Section,
     Ok(sections.remove(i))
 }
 
-fn apply<T: Snapshot>(s: &Section, dev: &std::sync::Mutex<T>) -> Result<(), String> {
-    restore_from(&mut *dev.lock().unwrap(), s.version, &s.payload).map_err(|e| e.to_string())
-}
-
 /// Reads a stream from `r` (exactly its bytes) and applies it to the devices. On error before
 /// the first device changed (damaged or foreign stream) nothing changed.
 pub fn restore_devices(d: &MachineDevices, r: &mut impl Read) -> Result<(), String> {
@@ -202,25 +177,8 @@ pub fn restore_devices(d: &MachineDevices, r: &mut impl Read) -> Result<(), Stri
     // Pair every section with its device first: a missing or extra section is refused before
     // anything changes.
     let host = take(&mut sections, devices::pci::PciRoot::ID, 0)?;
-    let i440fx = take(&mut sections, I440FX_ID, 0)?;
-    let piix3 = take(&mut sections, <devices::chipset::piix3::Piix3 as Snapshot>::ID, 0)?;
-    let pm = take(&mut sections, <devices::chipset::piix4_pm::Piix4Pm as Snapshot>::ID, 0)?;
-    let acpi = take(&mut sections, <devices::chipset::piix4_pm::PmIo as Snapshot>::ID, 0)?;
-    let apm = take(&mut sections, <devices::chipset::piix4_pm::ApmControl as Snapshot>::ID, 0)?;
-    let ide = take(&mut sections, <devices::storage::ide::Piix3Ide as Snapshot>::ID, 0)?;
-    let platform = match &d.xen_platform {
-        Some(_) => Some(take(&mut sections, <devices::xen_platform::XenPlatformPci as Snapshot>::ID, 0)?),
-        None => None,
-    };
-    let cmos = take(&mut sections, <devices::legacy::cmos::Cmos as Snapshot>::ID, 0)?;
-    let i8042 = take(&mut sections, <devices::legacy::i8042::I8042 as Snapshot>::ID, 0)?;
-    let port92 = take(&mut sections, <devices::legacy::reset::SystemControlPortA as Snapshot>::ID, 0)?;
-    let reset_control = take(&mut sections, <devices::legacy::reset::ResetControl as Snapshot>::ID, 0)?;
-    let serials = (0..d.serials.len())
-        .map(|i| take(&mut sections, <devices::legacy::serial::Serial as Snapshot>::ID, i as u32))
-        .collect::<Result<Vec<_>, _>>()?;
-    let attached = d
-        .attached
+    let paired = d
+        .saved
         .iter()
         .map(|a| {
             let id = a.device.lock().unwrap().state_id();
@@ -240,23 +198,7 @@ pub fn restore_devices(d: &MachineDevices, r: &mut impl Read) -> Result<(), Stri
     let mut hr = StateReader::new(devices::pci::PciRoot::ID, host.version, &host.payload);
     d.bus.restore_pci_host(&mut hr).map_err(|e| e.to_string())?;
     hr.finish().map_err(|e| e.to_string())?;
-    apply(&i440fx, &d.i440fx)?;
-    apply(&piix3, &d.piix3)?;
-    apply(&pm, &d.pm)?;
-    apply(&acpi, &d.acpi)?;
-    apply(&apm, &d.apm)?;
-    apply(&ide, &d.ide)?;
-    if let (Some(s), Some(p)) = (&platform, &d.xen_platform) {
-        apply(s, p)?;
-    }
-    apply(&cmos, &d.cmos)?;
-    apply(&i8042, &d.i8042)?;
-    apply(&port92, &d.port92)?;
-    apply(&reset_control, &d.reset_control)?;
-    for (s, dev) in serials.iter().zip(&d.serials) {
-        apply(s, dev)?;
-    }
-    for (s, a) in attached.iter().zip(&d.attached) {
+    for (s, a) in paired.iter().zip(&d.saved) {
         a.device.lock().unwrap().restore_state(s.version, &s.payload).map_err(|e| e.to_string())?;
     }
     // Configuration spaces changed behind the bus: map BARs where they are now, telling the
@@ -265,8 +207,6 @@ pub fn restore_devices(d: &MachineDevices, r: &mut impl Read) -> Result<(), Stri
     log::info!("device state restored ({} BAR mapping changes)", moved.len());
     Ok(())
 }
-
-const I440FX_ID: &str = <devices::chipset::i440fx::I440fx as Snapshot>::ID;
 
 /// Restores every device of `machine` from `r`, reading exactly the stream's bytes.
 pub fn restore_machine(machine: &Machine, r: &mut impl Read) -> Result<(), String> {

@@ -5,55 +5,51 @@
 
 use std::sync::{Arc, Mutex};
 
-use devices::bus::{AddressSpace, BusDevice, IoBus};
-use devices::chipset::{i440fx::I440fx, piix3::Piix3, piix4_pm};
+use devices::bus::IoBus;
 use devices::clock::ManualClock;
-use devices::interrupt::{InterruptLine, RecordingLine};
-use devices::legacy::{cmos::Cmos, debug_port, i8042::I8042, reset, serial::Serial};
+use devices::interrupt::{RecordingInterruptService, RecordingInterrupts};
+use devices::legacy::debug_port;
 use devices::memory::TestMemory;
+use devices::pc::{build_pc, PcConfig, Platform};
 use devices::pci::PciAddress;
 use devices::storage::block::MemoryBackend;
-use devices::storage::ide::{IdeDriveConfig, Piix3Ide, LEGACY_PORT_RANGES, PIIX3_IDE_ADDRESS};
+use devices::storage::ide::IdeDriveConfig;
 use devices::vm_control::RecordingVmControl;
 use libfuzzer_sys::fuzz_target;
 
-fn line() -> Arc<dyn InterruptLine> {
-    Arc::new(RecordingLine::default())
-}
-
-fn pc_bus() -> IoBus {
-    let bus = IoBus::new();
+/// The machine the binary builds (`devices::pc::build_pc`), with an ATA disk and a CD-ROM, the
+/// xen-platform device, an edu test device and isa-debug-exit.
+fn pc_bus() -> Arc<IoBus> {
+    struct NoHost;
+    impl devices::xen_platform::XenPlatformHost for NoHost {
+        fn unplug(&self, _: devices::xen_platform::UnplugRequest) {}
+        fn set_rom_lock(&self, _: bool) -> bool {
+            true
+        }
+    }
     let vm = Arc::new(RecordingVmControl::default());
-    let clock = Arc::new(ManualClock::new(1_700_000_000));
-    let add = |base: u64, len: u64, name: &str, d: Arc<Mutex<dyn BusDevice>>| {
-        bus.insert(AddressSpace::Io, base, len, name, d).unwrap()
+    let platform = Platform {
+        interrupts: Arc::new(RecordingInterruptService(RecordingInterrupts::new())),
+        control: vm.clone(),
+        clock: Arc::new(ManualClock::new(1_700_000_000)),
+        dma_memory: Arc::new(TestMemory::new(1 << 20)),
     };
-    bus.add_pci_device(PciAddress::new(0, 0, 0), Arc::new(Mutex::new(I440fx::new()))).unwrap();
-    bus.add_pci_device(PciAddress::new(0, 1, 0), Arc::new(Mutex::new(Piix3::new()))).unwrap();
-    let (pm, pm_io) = piix4_pm::new(line(), vm.clone(), clock.clone());
-    bus.add_pci_device(PciAddress::new(0, 1, 3), pm).unwrap();
-    add(piix4_pm::PM_BASE as u64, piix4_pm::PM_IO_LEN as u64, "pm", pm_io.clone());
-    add(piix4_pm::GPE0_BLK as u64, piix4_pm::GPE0_BLK_LEN as u64, "gpe0", pm_io.clone());
-    add(piix4_pm::SMI_CMD_PORT as u64, 2, "apm", Arc::new(Mutex::new(piix4_pm::ApmControl::new(pm_io))));
     let disk = Arc::new(MemoryBackend::new(vec![0x5a; 64 * 512], false));
     let cd = Arc::new(MemoryBackend::new(vec![0xa5; 8 * 2048], true));
-    let drives = [[Some(IdeDriveConfig::disk(disk)), None], [Some(IdeDriveConfig::cdrom(Some(cd))), None]];
-    let ide = Piix3Ide::new(drives, Arc::new(TestMemory::new(1 << 20)), [line(), line()]).unwrap();
-    let legacy = ide.handle().legacy_ports();
-    for (base, len, name) in LEGACY_PORT_RANGES {
-        add(base, len, name, legacy.clone());
-    }
-    bus.add_pci_device(PIIX3_IDE_ADDRESS, Arc::new(Mutex::new(ide))).unwrap();
-    add(0x70, 2, "cmos", Arc::new(Mutex::new(Cmos::new(clock, line()))));
-    let kbd = Arc::new(Mutex::new(I8042::new(line(), line(), vm.clone())));
-    add(0x60, 1, "i8042", kbd.clone());
-    add(0x64, 1, "i8042", kbd);
-    add(0x92, 1, "port92", Arc::new(Mutex::new(reset::SystemControlPortA::new(vm.clone()))));
-    add(0xcf9, 1, "rcr", Arc::new(Mutex::new(reset::ResetControl::new(vm.clone()))));
-    add(0xe9, 1, "debugcon", Arc::new(Mutex::new(debug_port::DebugConsole::new(None))));
-    add(0xf4, 4, "debug-exit", Arc::new(Mutex::new(debug_port::DebugExit::new(0xf4, 4, vm))));
-    add(0x3f8, 8, "com1", Arc::new(Mutex::new(Serial::new(0x3f8, line(), Box::new(std::io::sink())))));
-    bus
+    let config = PcConfig {
+        ram_below_4g: 1 << 20,
+        ram_above_4g: 0,
+        boot_order: "cd".into(),
+        cpus: 1,
+        serial_outputs: vec![Box::new(std::io::sink())],
+        ide_drives: [[Some(IdeDriveConfig::disk(disk)), None], [Some(IdeDriveConfig::cdrom(Some(cd))), None]],
+        xen_platform: Some(Arc::new(NoHost)),
+    };
+    let mut pc = build_pc(config, platform).unwrap();
+    pc.devices.add_pci_function("edu", None, devices::edu::Edu::new).unwrap();
+    let exit = Arc::new(Mutex::new(debug_port::DebugExit::new(0xf4, 4, vm)));
+    pc.devices.add_io("isa-debug-exit", (0xf4, 4), exit).unwrap();
+    pc.devices.bus.clone()
 }
 
 fuzz_target!(|data: &[u8]| {

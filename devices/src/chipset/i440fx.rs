@@ -11,7 +11,7 @@ use crate::pci::function::{PciFunction, PciFunctionDevice, PciResources};
 use crate::pci::PciAddress;
 
 /// Where the host bridge lives.
-pub const I440FX_ADDRESS: PciAddress = PciAddress::new(0, 0, 0);
+pub const I440FX_ADDRESS: PciAddress = crate::pc::layout::pci::HOST_BRIDGE;
 pub const I440FX_VENDOR_ID: u16 = 0x8086;
 pub const I440FX_DEVICE_ID: u16 = 0x1237;
 /// Revision 02 (82441FX datasheet section 3.2.4, as QEMU reports it).

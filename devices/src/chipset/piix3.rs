@@ -11,7 +11,7 @@ use crate::pci::function::{PciFunction, PciFunctionDevice, PciResources};
 use crate::pci::PciAddress;
 
 /// Where the ISA bridge lives (function 0 of the multi-function PIIX3 device).
-pub const PIIX3_ADDRESS: PciAddress = PciAddress::new(0, 1, 0);
+pub const PIIX3_ADDRESS: PciAddress = crate::pc::layout::pci::PIIX3_ISA;
 pub const PIIX3_VENDOR_ID: u16 = 0x8086;
 pub const PIIX3_DEVICE_ID: u16 = 0x7000;
 

@@ -26,7 +26,7 @@ use crate::pci::PciAddress;
 use crate::vm_control::{VmControl, VmRequest};
 
 /// Where the function lives: function 3 of the PIIX device at slot 1.
-pub const PIIX4_PM_ADDRESS: PciAddress = PciAddress::new(0, 1, 3);
+pub const PIIX4_PM_ADDRESS: PciAddress = crate::pc::layout::pci::PIIX4_PM;
 pub const PIIX4_PM_VENDOR_ID: u16 = 0x8086;
 pub const PIIX4_PM_DEVICE_ID: u16 = 0x7113;
 pub const PIIX4_PM_REVISION: u8 = 0x03;
@@ -34,9 +34,9 @@ pub const PIIX4_PM_REVISION: u8 = 0x03;
 // ---- the fixed I/O layout shared with the ACPI table writers ----
 
 /// Base of the PM register block (PM1a_EVT_BLK).
-pub const PM_BASE: u16 = 0xb000;
+pub const PM_BASE: u16 = crate::pc::layout::port::PM.0;
 /// Length of the PIIX4 PM register block (PIIX4 section 11.7.3: 64 bytes).
-pub const PM_IO_LEN: u16 = 0x40;
+pub const PM_IO_LEN: u16 = crate::pc::layout::port::PM.1;
 /// PM1a_EVT_BLK: PM1_STS (2 bytes) then PM1_EN (2 bytes).
 pub const PM1A_EVT_BLK: u16 = PM_BASE;
 pub const PM1_EVT_LEN: u8 = 4;
@@ -49,12 +49,12 @@ pub const PM_TMR_OFFSET: u16 = 0x08;
 pub const PM_TMR_BLK: u16 = PM_BASE + PM_TMR_OFFSET;
 pub const PM_TMR_LEN: u8 = 4;
 /// GPE0 block: status (2 bytes) then enable (2 bytes), where hvmloader's DSDT expects it.
-pub const GPE0_BLK: u16 = 0xafe0;
-pub const GPE0_BLK_LEN: u8 = 4;
+pub const GPE0_BLK: u16 = crate::pc::layout::port::GPE0.0;
+pub const GPE0_BLK_LEN: u8 = crate::pc::layout::port::GPE0.1 as u8;
 /// The SCI is ISA IRQ 9, level-triggered, active high (as hvmloader's and our MADT/DSDT say).
-pub const SCI_IRQ: u8 = 9;
+pub const SCI_IRQ: u8 = crate::pc::layout::irq::SCI;
 /// FADT SMI_CMD: the APM control port.
-pub const SMI_CMD_PORT: u16 = 0xb2;
+pub const SMI_CMD_PORT: u16 = crate::pc::layout::port::SMI_CMD.0;
 /// The APM status port, next to SMI_CMD.
 pub const APM_STATUS_PORT: u16 = 0xb3;
 /// FADT ACPI_ENABLE / ACPI_DISABLE: the values written to SMI_CMD.

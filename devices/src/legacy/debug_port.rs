@@ -52,7 +52,7 @@ impl BusDevice for DebugExit {
 }
 
 /// The Bochs/Xen debug console port.
-pub const DEBUG_CONSOLE_PORT: u64 = 0xe9;
+pub const DEBUG_CONSOLE_PORT: u64 = crate::pc::layout::port::DEBUG_CONSOLE.0 as u64;
 /// What a read of the port returns: Bochs' and QEMU's `debugcon` detection value.
 const DEBUG_CONSOLE_READBACK: u8 = 0xe9;
 /// A line longer than this is logged in pieces, so the guest cannot grow the buffer.

@@ -16,11 +16,11 @@ use crate::vm_control::{VmControl, VmRequest};
 
 use super::{read_bytes, write_bytes};
 
-pub const DATA_PORT: u64 = 0x60;
-pub const COMMAND_PORT: u64 = 0x64;
+pub const DATA_PORT: u64 = crate::pc::layout::port::I8042_DATA.0 as u64;
+pub const COMMAND_PORT: u64 = crate::pc::layout::port::I8042_COMMAND.0 as u64;
 /// ISA IRQ of the keyboard and of the auxiliary (mouse) port.
-pub const KEYBOARD_IRQ: u32 = 1;
-pub const AUX_IRQ: u32 = 12;
+pub const KEYBOARD_IRQ: u32 = crate::pc::layout::irq::KEYBOARD as u32;
+pub const AUX_IRQ: u32 = crate::pc::layout::irq::MOUSE as u32;
 
 // Status register (read at 0x64).
 const STS_OBF: u8 = 1 << 0; // output buffer full

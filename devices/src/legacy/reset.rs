@@ -9,9 +9,9 @@ use crate::vm_control::{VmControl, VmRequest};
 use super::{read_bytes, write_bytes};
 
 /// Port of the PIIX3 Reset Control Register (PIIX3 datasheet, 82371SB section 4.1.17 "RC").
-pub const RESET_CONTROL_PORT: u64 = 0xcf9;
+pub const RESET_CONTROL_PORT: u64 = crate::pc::layout::port::RESET_CONTROL.0 as u64;
 /// Port of System Control Port A (IBM PS/2 technical reference; PIIX3 datasheet "Port 92h").
-pub const PORT_A: u64 = 0x92;
+pub const PORT_A: u64 = crate::pc::layout::port::PORT92.0 as u64;
 
 /// RC bit 1: System Reset (SRST) selects hard (1) or soft (0) reset; we perform a platform reset
 /// either way.
