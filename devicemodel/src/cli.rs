@@ -40,6 +40,7 @@ Devices and I/O:
   -nodefaults, -no-user-config   accepted (we never add devices you did not ask for)
   -device isa-debug-exit[,iobase=0xf4][,iosize=4]  writing V exits with status (V << 1) | 1
   -device edu[,addr=SLOT]  QEMU's edu test device (1234:11e8; INTx and MSI)
+  -device virtio-rng-pci[,addr=SLOT][,vectors=2]  virtio 1.x entropy device (1af4:1044; vectors=0: INTx)
 Control:
   -name NAME[,debug-threads=on]  guest name (used in logs)
   -no-shutdown                   on guest power-off, stop the guest but keep running

@@ -108,6 +108,12 @@ pub static DEVICES: &[DeviceEntry] = &[
         attach: attach_edu,
     },
     DeviceEntry {
+        name: "virtio-rng-pci",
+        summary: "virtio 1.x entropy device (1af4:1044; MSI-X, or INTx with vectors=0): \
+                  -device virtio-rng-pci[,addr=SLOT][,vectors=2]",
+        attach: attach_virtio_rng_pci,
+    },
+    DeviceEntry {
         name: "isa-debug-exit",
         summary: "writing V exits with status (V << 1) | 1: -device isa-debug-exit[,iobase=0x501][,iosize=2]",
         attach: attach_isa_debug_exit,
@@ -141,6 +147,36 @@ fn attach_edu(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Res
     let slot = props.pci_slot()?;
     if let Some(m) = machine {
         m.add_pci_function("edu", slot, devices::edu::Edu::new).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// QEMU's properties: `vectors` (MSI-X vectors, default 2; 0 means INTx only). Only the modern
+/// (virtio 1.x) interface exists here, so `disable-legacy=on` and `disable-modern=off` are
+/// accepted as what they already are; QEMU's pc-machine default (transitional, 1af4:1005 with a
+/// legacy I/O BAR) is not emulated: Linux's virtio_pci drives either one through the modern
+/// interface.
+fn attach_virtio_rng_pci(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), String> {
+    use devices::virtio::{pci::VirtioPci, rng::VirtioRng};
+    let what = format!("-device {}", props.request.text);
+    let slot = props.pci_slot()?;
+    let max = devices::pci::msix::MSIX_MAX_VECTORS as u64;
+    let vectors = props.number("vectors", devices::virtio::pci::DEFAULT_MSIX_VECTORS as u64, max)? as u16;
+    match props.get("disable-legacy") {
+        None | Some("on" | "true" | "yes") => {}
+        Some(v) => {
+            return Err(format!(
+                "{what}: disable-legacy={v}: the legacy virtio 0.9 interface is not emulated (only disable-legacy=on)"
+            ))
+        }
+    }
+    match props.get("disable-modern") {
+        None | Some("off" | "false" | "no") => {}
+        Some(v) => return Err(format!("{what}: disable-modern={v}: only the modern virtio 1.x interface exists")),
+    }
+    if let Some(m) = machine {
+        m.try_add_pci_function("virtio-rng-pci", slot, |r| VirtioPci::new(VirtioRng::default(), vectors, r))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -187,5 +223,13 @@ mod tests {
         let e = validate(&request("isa-debug-exit,iobase=0xffff,iosize=4")).unwrap_err();
         assert!(e.contains("beyond port 0xffff"), "{e}");
         assert!(validate(&request("nonsense")).unwrap_err().contains("unknown device"));
+        validate(&request("virtio-rng-pci")).unwrap();
+        validate(&request("virtio-rng-pci,addr=4,vectors=0,disable-legacy=on,disable-modern=off")).unwrap();
+        let e = validate(&request("virtio-rng-pci,vectors=4096")).unwrap_err();
+        assert!(e.contains("vectors=4096"), "{e}");
+        let e = validate(&request("virtio-rng-pci,disable-legacy=off")).unwrap_err();
+        assert!(e.contains("legacy") && e.contains("not emulated"), "{e}");
+        let e = validate(&request("virtio-rng-pci,rng=rng0")).unwrap_err();
+        assert!(e.contains("unknown property rng"), "{e}");
     }
 }

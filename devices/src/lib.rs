@@ -19,6 +19,7 @@ pub mod pci;
 pub mod ratelimit;
 pub mod snapshot;
 pub mod storage;
+pub mod virtio;
 pub mod vm_control;
 
 #[cfg(test)]

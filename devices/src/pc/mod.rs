@@ -157,9 +157,24 @@ impl DeviceBuilder {
     where
         T: PciDevice + DeviceState + 'static,
     {
+        self.try_add_pci_function(name, slot, |r| Ok::<T, std::convert::Infallible>(make(r)))
+    }
+
+    /// [`DeviceBuilder::add_pci_function`] for a device whose construction can fail.
+    pub fn try_add_pci_function<T, E: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        slot: Option<u8>,
+        make: impl FnOnce(PciResources) -> Result<T, E>,
+    ) -> Result<Arc<Mutex<T>>, PcError>
+    where
+        T: PciDevice + DeviceState + 'static,
+    {
         let slot = self.allocate_slot(name, slot)?;
         let address = PciAddress::new(0, slot, 0);
-        let device = Arc::new(Mutex::new(make(self.pci_resources(address, IntxPin::IntA))));
+        let device = make(self.pci_resources(address, IntxPin::IntA))
+            .map_err(|e| PcError::Resource { device: format!("{name} at {address}"), why: e.to_string() })?;
+        let device = Arc::new(Mutex::new(device));
         self.bus
             .add_pci_device(address, device.clone())
             .map_err(|why| PcError::Resource { device: format!("{name} at {address}"), why })?;
