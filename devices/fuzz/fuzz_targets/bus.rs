@@ -14,6 +14,7 @@ use devices::memory::TestMemory;
 use devices::pci::PciAddress;
 use devices::storage::block::MemoryBackend;
 use devices::storage::ide::{IdeDriveConfig, Piix3Ide, LEGACY_PORT_RANGES, PIIX3_IDE_ADDRESS};
+use devices::timer::ManualTimers;
 use devices::vm_control::RecordingVmControl;
 use libfuzzer_sys::fuzz_target;
 
@@ -44,7 +45,7 @@ fn pc_bus() -> IoBus {
         add(base, len, name, legacy.clone());
     }
     bus.add_pci_device(PIIX3_IDE_ADDRESS, Arc::new(Mutex::new(ide))).unwrap();
-    add(0x70, 2, "cmos", Arc::new(Mutex::new(Cmos::new(clock, line()))));
+    add(0x70, 2, "cmos", Cmos::new_shared(&*ManualTimers::new(clock), line()));
     let kbd = Arc::new(Mutex::new(I8042::new(line(), line(), vm.clone())));
     add(0x60, 1, "i8042", kbd.clone());
     add(0x64, 1, "i8042", kbd);
