@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use devices::bus::{AddressSpace, IoBus, SharedBusDevice};
 use devices::chipset::{i440fx::I440fx, piix3::Piix3, piix4_pm};
-use devices::clock::{Clock, HostClock};
+use devices::clock::Clock;
 use devices::interrupt::InterruptLine;
 use devices::legacy::{cmos::Cmos, debug_port, i8042::I8042, reset, serial::Serial};
 use devices::memory::GuestMemory;
 use devices::pci::PciAddress;
 use devices::storage::ide::{IdeDriveConfig, IdeHandle, Piix3Ide, CHANNEL_IRQS, LEGACY_PORT_RANGES, PIIX3_IDE_ADDRESS};
+use devices::timer::TimerService;
 use devices::vm_control::VmControl;
 use vm_memory::GuestAddress;
 
@@ -26,7 +27,10 @@ pub struct Wiring {
     /// ISA IRQ (0-15) lines: KVM `KVM_IRQ_LINE`, Xen `set_isa_irq_level`.
     pub isa_irq: Box<dyn Fn(u32) -> Arc<dyn InterruptLine>>,
     pub control: Arc<dyn VmControl>,
+    /// The devices' clock: `timers.clock()`, so that timer deadlines and device time agree.
     pub clock: Arc<dyn Clock>,
+    /// Where devices schedule work outside register accesses (the event loop).
+    pub timers: Arc<dyn TimerService>,
     /// Guest RAM for device DMA (dirty-tracked).
     pub dma_memory: Arc<dyn GuestMemory>,
     /// Told when the guest reroutes a PIIX3 PIRQ (Xen forwards it as `set_pci_link_route`).
@@ -120,7 +124,7 @@ fn serial_output(
 
 impl Machine {
     pub fn build(cfg: &Config, wiring: Wiring, ide_drives: IdeDrives) -> Result<Machine, MachineError> {
-        let Wiring { isa_irq, control, clock, dma_memory, pirq_observer, xen_platform, ptys } = wiring;
+        let Wiring { isa_irq, control, clock, timers, dma_memory, pirq_observer, xen_platform, ptys } = wiring;
         let irq_line = &*isa_irq;
         let bus = Arc::new(IoBus::new());
 
@@ -164,7 +168,8 @@ impl Machine {
         }
 
         // ISA devices.
-        let cmos = shared(Cmos::new(clock.clone(), irq_line(irq::RTC)));
+        // The RTC arms its own timer for the interrupts the guest enabled.
+        let cmos = Cmos::new_shared(&*timers, irq_line(irq::RTC));
         {
             let mut c = cmos.lock().unwrap();
             let below_4g = cfg.mem_size.min(firmware::layout::PCI_HOLE_START);
@@ -294,9 +299,10 @@ fn ram_ranges(mem_size: u64) -> Vec<(GuestAddress, usize)> {
 }
 
 /// Builds the machine on KVM, boots it, and runs it until it stops. `on_built` sees the machine
-/// before its vCPUs start (QMP attaches to its devices there).
+/// before its vCPUs start (QMP attaches to its devices there); `timers` runs its devices' timers.
 pub fn run_on_kvm(
     cfg: &Config,
+    timers: Arc<dyn TimerService>,
     control: Arc<RunControl>,
     ide_drives: IdeDrives,
     ptys: &[Option<Arc<Pty>>],
@@ -311,7 +317,8 @@ pub fn run_on_kvm(
     let wiring = Wiring {
         isa_irq: Box::new(move |gsi: u32| -> Arc<dyn InterruptLine> { Arc::new(KvmIrqLine::new(vmfd.clone(), gsi)) }),
         control: control.clone(),
-        clock: Arc::new(HostClock::new()),
+        clock: timers.clock(),
+        timers,
         dma_memory: Arc::new(DeviceRam::new(ram.clone())),
         pirq_observer: None,
         xen_platform: None,
@@ -345,21 +352,8 @@ pub fn run_on_kvm(
     };
 
     connect_serial_inputs(&machine);
-    let cmos = machine.cmos.clone();
-    let ticker_control = control.clone();
-    // The RTC's periodic, alarm and update-ended interrupts are delivered from this thread.
-    let ticker = std::thread::Builder::new()
-        .name("rtc".into())
-        .spawn(move || {
-            while ticker_control.stop_reason().is_none() {
-                cmos.lock().unwrap().poll();
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        })
-        .map_err(|e| MachineError(format!("cannot start the RTC thread: {e}")))?;
     let reason = vm.run(&machine, control.clone(), boot, cfg.cpus);
     control.stop(StopReason::Signal);
-    let _ = ticker.join();
     SERIAL_TARGETS.lock().unwrap().clear();
     reason
 }

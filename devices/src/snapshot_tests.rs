@@ -195,7 +195,8 @@ fn cmos_time_nvram_and_index_survive() {
     const T0: i64 = 1_700_000_000;
     // The timer's service runs nothing here: these checks drive registers, not time.
     let make = |clock: Arc<ManualClock>| {
-        let timer = crate::timer::TimerService::timer(&*crate::timer::ManualTimers::new(clock.clone()), "rtc", Box::new(|| {}));
+        let timer =
+            crate::timer::TimerService::timer(&*crate::timer::ManualTimers::new(clock.clone()), "rtc", Box::new(|| {}));
         Cmos::new(clock, Arc::new(DisconnectedLine), timer)
     };
     let mut a = make(Arc::new(ManualClock::new(T0)));

@@ -280,6 +280,7 @@ pub(crate) mod tests {
     use devices::clock::ManualClock;
     use devices::interrupt::{InterruptLine, RecordingLine};
     use devices::memory::TestMemory;
+    use devices::timer::TimerService;
     use devices::vm_control::RecordingVmControl;
     use devices::xen_platform::{UnplugRequest, XenPlatformHost};
 
@@ -309,10 +310,12 @@ pub(crate) mod tests {
     fn machine(routes: RouteLog) -> (Machine, Vec<Arc<RecordingLine>>) {
         let lines: Vec<Arc<RecordingLine>> = (0..16).map(|_| Arc::new(RecordingLine::default())).collect();
         let l = lines.clone();
+        let timers = devices::timer::ManualTimers::new(Arc::new(ManualClock::new(1_700_000_000)));
         let wiring = crate::machine::Wiring {
             isa_irq: Box::new(move |irq| -> Arc<dyn InterruptLine> { l[irq as usize].clone() }),
             control: Arc::new(RecordingVmControl::default()),
-            clock: Arc::new(ManualClock::new(1_700_000_000)),
+            clock: timers.clock(),
+            timers,
             dma_memory: Arc::new(TestMemory::new(1 << 20)),
             pirq_observer: Some(Box::new(move |p, r| routes.lock().unwrap().push((p, r)))),
             xen_platform: Some(Arc::new(NoHost)),
@@ -449,10 +452,12 @@ pub(crate) mod tests {
             let lines: Vec<Arc<RecordingLine>> = (0..16).map(|_| Arc::new(RecordingLine::default())).collect();
             let mut cfg = config();
             cfg.serials.truncate(1);
+            let timers = devices::timer::ManualTimers::new(Arc::new(ManualClock::new(0)));
             let wiring = crate::machine::Wiring {
                 isa_irq: Box::new(move |irq| -> Arc<dyn InterruptLine> { lines[irq as usize].clone() }),
                 control: Arc::new(RecordingVmControl::default()),
-                clock: Arc::new(ManualClock::new(0)),
+                clock: timers.clock(),
+                timers,
                 dma_memory: Arc::new(TestMemory::new(1 << 20)),
                 pirq_observer: None,
                 xen_platform: Some(Arc::new(NoHost)),

@@ -339,8 +339,8 @@ impl Cmos {
         let mut t = after.saturating_add(1);
         while t <= end {
             let d = DateTime::from_unix(t);
-            let hour_minute = (dont_care(ha) || ha == self.encode_hour(d.hour))
-                && (dont_care(ma) || ma == self.encode(d.minute));
+            let hour_minute =
+                (dont_care(ha) || ha == self.encode_hour(d.hour)) && (dont_care(ma) || ma == self.encode(d.minute));
             if !hour_minute {
                 t = t.saturating_add(i64::from(60 - d.second));
             } else if dont_care(sa) || sa == self.encode(d.second) {
@@ -885,7 +885,11 @@ mod tests {
         assert_eq!(timers.next_deadline(), None, "RESET clears UIE");
         let (b, b_timers, b_line) = rig(T0);
         let bytes = saved.into_bytes();
-        b.cmos.lock().unwrap().restore(&mut crate::snapshot::StateReader::new(Cmos::ID, Cmos::VERSION, &bytes)).unwrap();
+        b.cmos
+            .lock()
+            .unwrap()
+            .restore(&mut crate::snapshot::StateReader::new(Cmos::ID, Cmos::VERSION, &bytes))
+            .unwrap();
         assert!(b_timers.next_deadline().is_some(), "a restored RTC with UIE wakes for the next second");
         b.advance_ns(SECOND);
         assert_eq!(b_line.rising_edges(), 1);
