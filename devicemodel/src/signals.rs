@@ -63,3 +63,29 @@ pub fn watch(handle: &LoopHandle, mut on_terminate: impl FnMut() + Send + 'stati
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_loop::EventLoop;
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    #[test]
+    fn a_termination_signal_runs_the_watch_on_the_loop() {
+        install().unwrap();
+        let lp = EventLoop::start(Arc::new(devices::clock::HostClock::new())).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let _watch = watch(&lp.handle(), move || {
+            let _ = tx.send(std::thread::current().name().map(String::from));
+        })
+        .expect("installed");
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err(), "no signal yet");
+        // SAFETY: raise has no memory preconditions; SIGHUP's handler is ours (installed above)
+        // and only stores a flag and writes to an eventfd.
+        assert_eq!(unsafe { libc::raise(libc::SIGHUP) }, 0);
+        let thread = rx.recv_timeout(Duration::from_secs(5)).expect("the watch ran");
+        assert_eq!(thread.as_deref(), Some("event-loop"));
+        assert!(termination_requested());
+    }
+}
