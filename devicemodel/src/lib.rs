@@ -4,6 +4,7 @@
 
 pub mod block;
 pub mod cli;
+pub mod event_loop;
 pub mod guest_ram;
 pub mod kvm;
 pub mod logging;

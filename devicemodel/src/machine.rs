@@ -6,12 +6,12 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use devices::bus::IoBus;
-use devices::clock::{Clock, HostClock};
 use devices::interrupt::InterruptService;
 use devices::legacy::{cmos::Cmos, serial::Serial};
 use devices::memory::GuestMemory;
 use devices::pc::{build_pc, Pc, PcConfig, Platform};
 use devices::storage::ide::IdeHandle;
+use devices::timer::TimerService;
 use devices::vm_control::VmControl;
 use vm_memory::GuestAddress;
 
@@ -26,7 +26,8 @@ pub struct Wiring {
     /// routing; Xen: DMOPs), and where PIIX3 PIRQ route changes go.
     pub interrupts: Arc<dyn InterruptService>,
     pub control: Arc<dyn VmControl>,
-    pub clock: Arc<dyn Clock>,
+    /// Where devices schedule work outside register accesses (the event loop).
+    pub timers: Arc<dyn TimerService>,
     /// Guest RAM for device DMA (dirty-tracked).
     pub dma_memory: Arc<dyn GuestMemory>,
     /// With Xen's `xenfv` machine: the xen-platform device's host side.
@@ -100,7 +101,7 @@ fn serial_output(
 
 impl Machine {
     pub fn build(cfg: &Config, wiring: Wiring, ide_drives: IdeDrives) -> Result<Machine, MachineError> {
-        let Wiring { interrupts, control, clock, dma_memory, xen_platform, ptys } = wiring;
+        let Wiring { interrupts, control, timers, dma_memory, xen_platform, ptys } = wiring;
         let serial_outputs = cfg
             .serials
             .iter()
@@ -122,7 +123,7 @@ impl Machine {
                 ide_drives,
                 xen_platform,
             },
-            Platform { interrupts, control, clock, dma_memory },
+            Platform { interrupts, control, timers, dma_memory },
         )
         .map_err(|e| MachineError(e.to_string()))?;
         let Pc { serials, cmos, ide, devices: mut builder } = pc;
@@ -210,9 +211,10 @@ fn ram_ranges(mem_size: u64) -> Vec<(GuestAddress, usize)> {
 }
 
 /// Builds the machine on KVM, boots it, and runs it until it stops. `on_built` sees the machine
-/// before its vCPUs start (QMP attaches to its devices there).
+/// before its vCPUs start (QMP attaches to its devices there); `timers` runs its devices' timers.
 pub fn run_on_kvm(
     cfg: &Config,
+    timers: Arc<dyn TimerService>,
     control: Arc<RunControl>,
     ide_drives: IdeDrives,
     ptys: &[Option<Arc<Pty>>],
@@ -227,7 +229,7 @@ pub fn run_on_kvm(
     let wiring = Wiring {
         interrupts: KvmInterrupts::new(vmfd),
         control: control.clone(),
-        clock: Arc::new(HostClock::new()),
+        timers,
         dma_memory: Arc::new(DeviceRam::new(ram.clone())),
         xen_platform: None,
         ptys: ptys.to_vec(),
@@ -262,21 +264,8 @@ pub fn run_on_kvm(
     };
 
     connect_serial_inputs(&machine);
-    let cmos = machine.cmos.clone();
-    let ticker_control = control.clone();
-    // The RTC's periodic, alarm and update-ended interrupts are delivered from this thread.
-    let ticker = std::thread::Builder::new()
-        .name("rtc".into())
-        .spawn(move || {
-            while ticker_control.stop_reason().is_none() {
-                cmos.lock().unwrap().poll();
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        })
-        .map_err(|e| MachineError(format!("cannot start the RTC thread: {e}")))?;
     let reason = vm.run(&machine, control.clone(), boot, cfg.cpus);
     control.stop(StopReason::Signal);
-    let _ = ticker.join();
     SERIAL_TARGETS.lock().unwrap().clear();
     reason
 }

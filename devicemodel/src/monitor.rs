@@ -4,7 +4,7 @@
 //! `qapi/block.json` and `block/qapi-sysemu.c`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use devices::storage::block::{BlockBackend, RawFile};
 use devices::storage::ide::{CdromHandle, IdeHandle, MediaError};
@@ -23,6 +23,9 @@ pub struct MachineHooks {
     control: Mutex<Option<Arc<RunControl>>>,
     paused: AtomicBool,
     quit: AtomicBool,
+    /// Signalled (with `quit_lock`) when `quit` is set, for [`MachineHooks::wait_for_quit`].
+    quit_lock: Mutex<()>,
+    quit_changed: Condvar,
 }
 
 /// A CD-ROM position (channel, unit) and the medium in it, if any.
@@ -30,7 +33,7 @@ pub type CdromMedium = (u8, u8, Option<Arc<dyn BlockBackend>>);
 
 impl MachineHooks {
     pub fn new(start_paused: bool) -> Self {
-        MachineHooks { control: Mutex::new(None), paused: AtomicBool::new(start_paused), quit: AtomicBool::new(false) }
+        MachineHooks { paused: AtomicBool::new(start_paused), ..Default::default() }
     }
 
     /// The run control for a new boot, running unless QMP paused the guest (or `-S`).
@@ -45,6 +48,20 @@ impl MachineHooks {
 
     pub fn quit_requested(&self) -> bool {
         self.quit.load(Ordering::SeqCst)
+    }
+
+    /// Set once QMP `quit` or a termination signal asked the device model to exit: what the Xen
+    /// ioreq loop watches.
+    pub fn quit_flag(&self) -> &AtomicBool {
+        &self.quit
+    }
+
+    /// Blocks until `quit` (QMP, or a signal through the event loop).
+    pub fn wait_for_quit(&self) {
+        let mut g = self.quit_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while !self.quit_requested() {
+            g = self.quit_changed.wait(g).unwrap_or_else(PoisonError::into_inner);
+        }
     }
 }
 
@@ -62,7 +79,11 @@ impl RunControlHooks for MachineHooks {
         }
     }
     fn quit(&self) {
-        self.quit.store(true, Ordering::SeqCst);
+        {
+            let _g = self.quit_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.quit.store(true, Ordering::SeqCst);
+            self.quit_changed.notify_all();
+        }
         if let Some(c) = self.control.lock().unwrap().clone() {
             c.stop(StopReason::Signal);
         }

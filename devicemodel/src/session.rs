@@ -8,6 +8,7 @@ use devices::storage::ide::IdeDriveConfig;
 
 use crate::block::{open_attachment, DriveStats};
 use crate::cli::{Config, DriveMedia, MachineKind, SerialBackend};
+use crate::event_loop::{EventLoop, FdWatch};
 use crate::machine::{self, IdeDrives, StopReason};
 use crate::migration::qmp::MigrationCommands;
 use crate::monitor::{BlockCommands, MachineHooks};
@@ -37,6 +38,10 @@ pub struct Session {
     initial_media: Vec<Option<Arc<dyn BlockBackend>>>,
     /// `-serial pty` ports' ptys, by serial index (they outlive guest reboots).
     ptys: Vec<Option<Arc<Pty>>>,
+    /// Turns termination signals into QMP's `quit`. Dropped before the loop.
+    _signals: Option<FdWatch>,
+    /// Runs every machine's device timers, and the signal watch; outlives guest reboots.
+    event_loop: EventLoop,
 }
 
 impl Session {
@@ -95,7 +100,13 @@ impl Session {
         if cfg.machine == MachineKind::None {
             runstate.set_command_line_options(vec![crate::qmp::CommandLineOption::run_with()]);
         }
-        Ok(Session { cfg, hooks, runstate, block, migration, qmp, initial_media, ptys })
+        let event_loop = EventLoop::start(Arc::new(devices::clock::HostClock::new()))?;
+        let quit = hooks.clone();
+        let signals = crate::signals::watch(&event_loop.handle(), move || {
+            log::info!("termination signal: stopping");
+            crate::qmp::RunControlHooks::quit(&*quit);
+        });
+        Ok(Session { cfg, hooks, runstate, block, migration, qmp, initial_media, ptys, _signals: signals, event_loop })
     }
 
     /// The drives for the next boot: disks as opened, CD-ROMs with whatever medium they hold now.
@@ -143,9 +154,7 @@ impl Session {
 
     /// `-machine none`: only the monitor, until `quit` or a signal (libxl 4.20's probe).
     fn run_monitor_only(&self) -> Exit {
-        while !crate::signals::termination_requested() && !self.hooks.quit_requested() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        self.hooks.wait_for_quit();
         Exit::Status(0)
     }
 
@@ -155,17 +164,6 @@ impl Session {
         // its own online bitmap) with our process as the thread.
         let pid = std::process::id() as i64;
         self.runstate.set_vcpus((0..self.cfg.cpus as u32).map(|i| vcpu_info(i, pid)).collect());
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let watcher_stop = stop.clone();
-        let hooks = self.hooks.clone();
-        let watcher = std::thread::spawn(move || {
-            while !watcher_stop.load(std::sync::atomic::Ordering::SeqCst) {
-                if crate::signals::termination_requested() || hooks.quit_requested() {
-                    watcher_stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        });
         let runstate = self.runstate.clone();
         let block = self.block.clone();
         let migration = self.migration.clone();
@@ -181,10 +179,16 @@ impl Session {
                 runstate.started();
             }
         };
-        let result =
-            crate::xen_machine::run_on_xen(&self.cfg, domid, self.ide_drives(true), &self.ptys, &on_built, &stop);
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = watcher.join();
+        // Serves ioreqs until QMP `quit` or a termination signal (which the loop turns into one).
+        let result = crate::xen_machine::run_on_xen(
+            &self.cfg,
+            Arc::new(self.event_loop.handle()),
+            domid,
+            self.ide_drives(true),
+            &self.ptys,
+            &on_built,
+            self.hooks.quit_flag(),
+        );
         match result {
             Ok(()) => Exit::Status(0),
             Err(e) => Exit::Error(e),
@@ -219,7 +223,8 @@ impl Session {
                 }
             };
             first_boot = false;
-            let reason = match machine::run_on_kvm(&self.cfg, control, drives, &self.ptys, &on_built) {
+            let timers = Arc::new(self.event_loop.handle());
+            let reason = match machine::run_on_kvm(&self.cfg, timers, control, drives, &self.ptys, &on_built) {
                 Ok(r) => r,
                 Err(e) => break Exit::Error(e.to_string()),
             };
@@ -231,9 +236,7 @@ impl Session {
                         log::info!(
                             "guest powered off; -no-shutdown keeps the device model running until 'quit' or a signal"
                         );
-                        while !crate::signals::termination_requested() && !self.hooks.quit_requested() {
-                            std::thread::sleep(std::time::Duration::from_millis(50));
-                        }
+                        self.hooks.wait_for_quit();
                     }
                     break Exit::Status(0);
                 }

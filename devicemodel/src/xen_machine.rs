@@ -2,11 +2,11 @@
 //! DMOPs and foreign-mapped guest RAM, served as an ioreq server. Xen runs the vCPUs; libxl
 //! owns the domain's life (reboot means a new domain and a new device model).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-use devices::clock::HostClock;
 use devices::storage::ide::IdeHandle;
+use devices::timer::TimerService;
 use devices::xen_platform::{DiskUnplug, UnplugRequest, XenPlatformHost};
 
 use crate::cli::Config;
@@ -82,9 +82,11 @@ fn lookup_user(name: &str) -> Result<(u32, u32), String> {
 }
 
 /// Builds the machine for `domid`, serves its ioreqs until `stop` is set, and returns.
-/// `on_built` sees the machine before the first ioreq (QMP attaches to its devices there).
+/// `on_built` sees the machine before the first ioreq (QMP attaches to its devices there);
+/// `timers` runs its devices' timers.
 pub fn run_on_xen(
     cfg: &Config,
+    timers: Arc<dyn TimerService>,
     domid: u16,
     ide_drives: IdeDrives,
     ptys: &[Option<Arc<Pty>>],
@@ -99,7 +101,7 @@ pub fn run_on_xen(
     let wiring = Wiring {
         interrupts: backend.interrupts(),
         control: backend.vm_control(),
-        clock: Arc::new(HostClock::new()),
+        timers,
         dma_memory: mem.clone(),
         xen_platform: Some(host.clone()),
         ptys: ptys.to_vec(),
@@ -117,21 +119,7 @@ pub fn run_on_xen(
     if cfg.xen_domid_restrict {
         backend.restrict()?;
     }
-    // The RTC's interrupts (Xen emulates registers 0-13 itself; NVRAM and alarms are ours).
-    let cmos = machine.cmos.clone();
-    let ticking = Arc::new(AtomicBool::new(true));
-    let t = ticking.clone();
-    let ticker = std::thread::Builder::new()
-        .name("rtc".into())
-        .spawn(move || {
-            while t.load(Ordering::SeqCst) {
-                cmos.lock().unwrap().poll();
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        })
-        .map_err(|e| format!("cannot start the RTC thread: {e}"))?;
-    let result = backend.run_with(machine.bus.clone(), mem, stop, || drop_privileges(cfg));
-    ticking.store(false, Ordering::SeqCst);
-    let _ = ticker.join();
-    result
+    // Xen emulates RTC registers 0-13 itself and forwards only NVRAM indices, so our RTC
+    // never arms its timer here.
+    backend.run_with(machine.bus.clone(), mem, stop, || drop_privileges(cfg))
 }

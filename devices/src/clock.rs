@@ -5,6 +5,11 @@ pub trait Clock: Send + Sync {
     fn monotonic_ns(&self) -> u64;
     /// Wall-clock seconds since the Unix epoch (UTC), for the RTC.
     fn unix_time_s(&self) -> i64;
+    /// Wall-clock nanoseconds since the Unix epoch, whose whole seconds are `unix_time_s`: the
+    /// RTC schedules its once-a-second update from the sub-second part.
+    fn unix_time_ns(&self) -> i128 {
+        i128::from(self.unix_time_s()) * 1_000_000_000
+    }
 }
 
 /// The host's clocks.
@@ -28,6 +33,9 @@ impl Clock for HostClock {
     }
     fn unix_time_s(&self) -> i64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+    fn unix_time_ns(&self) -> i128 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
     }
 }
 
@@ -56,5 +64,9 @@ impl Clock for ManualClock {
     }
     fn unix_time_s(&self) -> i64 {
         self.unix_s.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// The wall clock's seconds tick whenever the monotonic time crosses a whole second.
+    fn unix_time_ns(&self) -> i128 {
+        i128::from(self.unix_time_s()) * 1_000_000_000 + i128::from(self.monotonic_ns() % 1_000_000_000)
     }
 }

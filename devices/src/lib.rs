@@ -2,7 +2,8 @@
 //!
 //! Devices here know nothing about KVM or Xen. They see the world only through the small traits of
 //! [`bus`] (port I/O and MMIO access), [`interrupt`] (interrupt lines and MSI), [`memory`] (guest
-//! memory that records what a device writes), [`clock`] and [`vm_control`] (reset / power-off
+//! memory that records what a device writes), [`clock`], [`timer`] (callbacks at a deadline and wake-ups
+//! from other threads, for work outside register accesses) and [`vm_control`] (reset / power-off
 //! requests). A hypervisor backend implements those traits and feeds every guest access through one
 //! [`bus::IoBus`], whether it came from a KVM exit or a Xen ioreq.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod pci;
 pub mod ratelimit;
 pub mod snapshot;
 pub mod storage;
+pub mod timer;
 pub mod virtio;
 pub mod vm_control;
 

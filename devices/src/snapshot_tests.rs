@@ -193,7 +193,12 @@ fn acpi_registers_sci_and_timer_survive() {
 #[test]
 fn cmos_time_nvram_and_index_survive() {
     const T0: i64 = 1_700_000_000;
-    let make = |clock: Arc<ManualClock>| Cmos::new(clock, Arc::new(DisconnectedLine));
+    // The timer's service runs nothing here: these checks drive registers, not time.
+    let make = |clock: Arc<ManualClock>| {
+        let timer =
+            crate::timer::TimerService::timer(&*crate::timer::ManualTimers::new(clock.clone()), "rtc", Box::new(|| {}));
+        Cmos::new(clock, Arc::new(DisconnectedLine), timer)
+    };
     let mut a = make(Arc::new(ManualClock::new(T0)));
     // Set the year to 2042 (BCD) and write NVRAM byte 0x40.
     a.write(0x70, &[0x09]);

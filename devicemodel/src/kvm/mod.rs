@@ -83,11 +83,11 @@ impl RunControl {
         self.stop.lock().unwrap().clone()
     }
 
-    /// Waits up to `timeout` for a stop.
-    pub fn wait(&self, timeout: Duration) -> Option<StopReason> {
+    /// Waits for a stop, however long it takes.
+    pub fn wait_for_stop(&self) -> StopReason {
         let s = self.stop.lock().unwrap();
-        let (s, _) = self.changed.wait_timeout_while(s, timeout, |s| s.is_none()).unwrap();
-        s.clone()
+        let s = self.changed.wait_while(s, |s| s.is_none()).unwrap();
+        s.clone().unwrap_or(StopReason::Signal)
     }
 
     pub fn is_running(&self) -> bool {
@@ -342,14 +342,8 @@ impl KvmVm {
         if let Some(observer) = control.vcpu_observer.lock().unwrap().as_ref() {
             observer(&started);
         }
-        let reason = loop {
-            if let Some(r) = control.wait(Duration::from_millis(100)) {
-                break r;
-            }
-            if crate::signals::termination_requested() {
-                control.stop(StopReason::Signal);
-            }
-        };
+        // Signals reach us as a stop too: the session's event loop turns them into QMP's `quit`.
+        let reason = control.wait_for_stop();
         exiting.store(true, Ordering::SeqCst);
         // A vCPU blocked in KVM_RUN (e.g. halted) leaves it only when signalled; keep kicking
         // until every thread has noticed, since a kick that lands before KVM_RUN is lost.

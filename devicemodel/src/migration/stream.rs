@@ -260,10 +260,11 @@ pub(crate) mod tests {
 
     /// A machine on test fakes; `irqs` records its interrupts and PIIX3 link-route notifications.
     fn machine(irqs: Arc<RecordingInterrupts>) -> Machine {
+        let timers = devices::timer::ManualTimers::new(Arc::new(ManualClock::new(1_700_000_000)));
         let wiring = crate::machine::Wiring {
             interrupts: Arc::new(RecordingInterruptService(irqs)),
             control: Arc::new(RecordingVmControl::default()),
-            clock: Arc::new(ManualClock::new(1_700_000_000)),
+            timers,
             dma_memory: Arc::new(TestMemory::new(1 << 20)),
             xen_platform: Some(Arc::new(NoHost)),
             ptys: Vec::new(),
@@ -398,10 +399,11 @@ pub(crate) mod tests {
         let (c, _) = {
             let mut cfg = config();
             cfg.serials.truncate(1);
+            let timers = devices::timer::ManualTimers::new(Arc::new(ManualClock::new(0)));
             let wiring = crate::machine::Wiring {
                 interrupts: Arc::new(RecordingInterruptService(RecordingInterrupts::new())),
                 control: Arc::new(RecordingVmControl::default()),
-                clock: Arc::new(ManualClock::new(0)),
+                timers,
                 dma_memory: Arc::new(TestMemory::new(1 << 20)),
                 xen_platform: Some(Arc::new(NoHost)),
                 ptys: Vec::new(),
@@ -443,7 +445,7 @@ mod attached_device_tests {
         let wiring = crate::machine::Wiring {
             interrupts: Arc::new(RecordingInterruptService(irqs)),
             control: Arc::new(RecordingVmControl::default()),
-            clock: Arc::new(ManualClock::new(0)),
+            timers: devices::timer::ManualTimers::new(Arc::new(ManualClock::new(0))),
             dma_memory: Arc::new(TestMemory::new(1 << 20)),
             xen_platform: None,
             ptys: Vec::new(),

@@ -13,9 +13,7 @@
 //! - [`interrupts`] -- interrupt lines, MSIs and PIRQ routing as DMOPs;
 //! - [`pv_backends`] -- the PV backends libxl wrote for us that we do not serve (reported, not served).
 //!
-//! The machine assembly for `-machine xenfv` and the libxl command line come in a follow-up; until
-//! then nothing outside this module calls into it.
-#![allow(dead_code)]
+//! `crate::xen_machine` assembles the `-machine xenfv` machine on this backend and serves it.
 
 pub mod dmop;
 pub mod evtchn;
@@ -155,40 +153,6 @@ impl VmControl for XenVmControl {
             log::error!("{request:?}: {e}");
         }
     }
-}
-
-/// What `main` will call for `-xen-domid D -machine xenfv` (sketch; the machine assembly lands in
-/// a follow-up): open the backend, let the machine build its bus with Xen's interrupt lines, VM
-/// control, guest memory and the xen-platform device, drop privileges if asked, then serve ioreqs
-/// until SIGHUP/SIGTERM.
-pub fn run_on_xen(
-    domid: u16,
-    restrict: bool,
-    build_machine: impl FnOnce(&XenBackend, Arc<ForeignMemory>) -> Result<Arc<IoBus>, String>,
-) -> Result<(), String> {
-    let backend = XenBackend::new(domid)?;
-    let mem = backend.guest_memory();
-    let bus = build_machine(&backend, mem.clone())?;
-    if restrict {
-        backend.restrict()?;
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher_stop = stop.clone();
-    let watcher = std::thread::Builder::new()
-        .name("xen-signals".into())
-        .spawn(move || {
-            while !watcher_stop.load(std::sync::atomic::Ordering::SeqCst) {
-                if crate::signals::termination_requested() {
-                    watcher_stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        })
-        .map_err(|e| format!("cannot start the signal watcher: {e}"))?;
-    let result = backend.run(bus, mem, &stop);
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = watcher.join();
-    result
 }
 
 #[cfg(test)]

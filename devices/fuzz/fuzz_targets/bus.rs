@@ -31,7 +31,7 @@ fn pc_bus() -> Arc<IoBus> {
     let platform = Platform {
         interrupts: Arc::new(RecordingInterruptService(RecordingInterrupts::new())),
         control: vm.clone(),
-        clock: Arc::new(ManualClock::new(1_700_000_000)),
+        timers: devices::timer::ManualTimers::new(Arc::new(ManualClock::new(1_700_000_000))),
         dma_memory: Arc::new(TestMemory::new(1 << 20)),
     };
     let disk = Arc::new(MemoryBackend::new(vec![0x5a; 64 * 512], false));

@@ -8,8 +8,13 @@
 //! Time is never stored as a ticking register file: the date is computed from the machine's
 //! [`Clock`] plus an offset the guest moves by writing the time registers, so the clock runs
 //! exactly as the host's does (also across a paused VM). Interrupt flags are derived lazily from
-//! the clock whenever the guest reads register C, writes register B, or the machine calls
-//! [`Cmos::poll`] from its timer thread.
+//! the clock whenever the guest reads register C or writes register A or B.
+//!
+//! The RTC wakes the host only for interrupts the guest can receive: after every change it arms
+//! one timer for the earliest of the next periodic tick (PIE), the next second (UIE) and the next
+//! second the alarm matches (AIE), and none at all while IRQF is set, since no new interrupt can
+//! assert before the guest reads register C. An idle guest with its RTC interrupts off costs no
+//! wake-ups.
 //!
 //! Under Xen, the hypervisor emulates registers 0x00-0x0d itself and forwards only NVRAM indices;
 //! the full emulation here serves KVM and is harmless there.
@@ -19,6 +24,7 @@ use std::sync::Arc;
 use crate::bus::BusDevice;
 use crate::clock::Clock;
 use crate::interrupt::InterruptLine;
+use crate::timer::{shared_with_timer, Timer, TimerService};
 
 use super::{read_bytes, write_bytes};
 
@@ -177,20 +183,33 @@ pub struct Cmos {
     periodic_index: u64,
     clock: Arc<dyn Clock>,
     irq: Arc<dyn InterruptLine>,
+    /// Fires at the next event an enabled interrupt waits for.
+    timer: Box<dyn Timer>,
+    /// The deadline `timer` is armed for, so that unchanged state costs no re-arming.
+    armed: Option<u64>,
 }
 
 impl Cmos {
-    /// An RTC showing `clock`'s time (UTC), interrupting through `irq` (ISA IRQ 8).
-    pub fn new(clock: Arc<dyn Clock>, irq: Arc<dyn InterruptLine>) -> Self {
+    /// An RTC showing `clock`'s time (UTC), interrupting through `irq` (ISA IRQ 8). `timer`'s
+    /// expiry must call back into this device (see [`Cmos::new_shared`], which wires that up),
+    /// and its deadlines must be on `clock`.
+    pub fn new(clock: Arc<dyn Clock>, irq: Arc<dyn InterruptLine>, timer: Box<dyn Timer>) -> Self {
         let mut regs = [0u8; CMOS_SIZE];
         regs[REG_A] = A_DEFAULT;
         regs[REG_B] = B_DEFAULT;
         regs[REG_D] = D_VRT;
-        let mut cmos = Cmos { regs, index: 0, offset_s: 0, last_second: 0, periodic_index: 0, clock, irq };
+        let mut cmos =
+            Cmos { regs, index: 0, offset_s: 0, last_second: 0, periodic_index: 0, clock, irq, timer, armed: None };
         cmos.last_second = cmos.guest_now();
         cmos.restart_periodic();
         cmos.refresh_time();
         cmos
+    }
+
+    /// An RTC on `timers`' clock whose interrupts are delivered from `timers`' callbacks.
+    pub fn new_shared(timers: &dyn TimerService, irq: Arc<dyn InterruptLine>) -> Arc<std::sync::Mutex<Cmos>> {
+        let clock = timers.clock();
+        shared_with_timer(timers, "rtc", |timer| Cmos::new(clock, irq, timer), Cmos::timer_expired)
     }
 
     /// Machine reset: the RESET pin clears PIE, AIE, UIE, SQWE and the flags in register C
@@ -199,6 +218,7 @@ impl Cmos {
         self.regs[REG_B] &= !(B_PIE | B_AIE | B_UIE | B_SQWE);
         self.regs[REG_C] = 0;
         self.index = 0;
+        self.reschedule();
     }
 
     /// Writes the memory-size fields firmware reads (QEMU `pc_cmos_init`): base memory in KiB
@@ -243,23 +263,93 @@ impl Cmos {
         self.regs[NV_CPU_COUNT] = cpus.saturating_sub(1).min(0xff) as u8;
     }
 
-    /// Delivers due update, alarm and periodic interrupts. The machine calls this from a timer
-    /// at least as often as [`Cmos::poll_interval_ns`] says.
-    pub fn poll(&mut self) {
+    /// The timer's callback: delivers due update, alarm and periodic interrupts and arms the
+    /// timer for the next one. A call with nothing due (a callback that raced with a re-arm, or a
+    /// host wall clock that has not reached the second yet) only re-arms.
+    fn timer_expired(&mut self) {
+        // The timer is one-shot: whatever it was armed for has been consumed.
+        self.armed = None;
         if self.update_flags() {
             self.irq.pulse();
         }
+        self.reschedule();
     }
 
-    /// How often [`Cmos::poll`] should run for the interrupts the guest has enabled: the
-    /// periodic rate with PIE, a few times a second for update/alarm interrupts, None otherwise.
-    pub fn poll_interval_ns(&self) -> Option<u64> {
-        let b = self.regs[REG_B];
-        match self.period_ns() {
-            Some(p) if b & B_PIE != 0 => Some(p),
-            _ if b & (B_UIE | B_AIE) != 0 => Some(100_000_000),
-            _ => None,
+    /// Arms the timer for the earliest event an enabled interrupt waits for, or disarms it.
+    fn reschedule(&mut self) {
+        let next = self.next_event_ns();
+        if next == self.armed {
+            return;
         }
+        match next {
+            Some(deadline) => self.timer.arm_at(deadline),
+            None => self.timer.cancel(),
+        }
+        self.armed = next;
+    }
+
+    /// When, on the clock's monotonic time, the next interrupt could assert. Assumes the flags
+    /// are up to date (`update_flags` ran since the clock last moved).
+    fn next_event_ns(&self) -> Option<u64> {
+        // IRQF stays set until register C is read; until then no edge can happen.
+        if self.regs[REG_C] & C_IRQF != 0 {
+            return None;
+        }
+        let b = self.regs[REG_B];
+        let mono_now = self.clock.monotonic_ns();
+        let mut next: Option<u64> = None;
+        let mut earliest = |t: u64| next = Some(next.map_or(t, |n| n.min(t)));
+        if b & B_PIE != 0 {
+            if let Some(p) = self.period_ns() {
+                earliest(self.periodic_index.saturating_add(1).saturating_mul(p));
+            }
+        }
+        if b & B_SET == 0 && b & (B_UIE | B_AIE) != 0 {
+            // Guest seconds tick with the host's wall clock (the offset is whole seconds).
+            let into_second = self.clock.unix_time_ns().rem_euclid(1_000_000_000) as u64;
+            let next_second = mono_now.saturating_add(1_000_000_000 - into_second);
+            if b & B_UIE != 0 {
+                earliest(next_second);
+            }
+            if b & B_AIE != 0 {
+                let now = self.guest_now();
+                if let Some(t) = self.next_alarm_after(now) {
+                    let later = u64::try_from(t - now - 1).unwrap_or(0);
+                    earliest(next_second.saturating_add(later.saturating_mul(1_000_000_000)));
+                }
+            }
+        }
+        next
+    }
+
+    /// The first guest second after `after` whose time matches the alarm registers, if any does
+    /// (an alarm byte that no time encodes to, e.g. 0x61 seconds, never matches).
+    fn next_alarm_after(&self, after: i64) -> Option<i64> {
+        let dont_care = |a: u8| a & ALARM_DONT_CARE == ALARM_DONT_CARE;
+        let (sa, ma, ha) = (self.regs[REG_SECONDS_ALARM], self.regs[REG_MINUTES_ALARM], self.regs[REG_HOURS_ALARM]);
+        let possible = (dont_care(sa) || (0..60).any(|v| self.encode(v) == sa))
+            && (dont_care(ma) || (0..60).any(|v| self.encode(v) == ma))
+            && (dont_care(ha) || (0..24).any(|v| self.encode_hour(v) == ha));
+        if !possible {
+            return None;
+        }
+        // Every hour/minute combination recurs within a day; walk minute by minute, and second
+        // by second only within minutes whose hour and minute match (at most 1441 + 60 steps).
+        let end = after.saturating_add(86_400);
+        let mut t = after.saturating_add(1);
+        while t <= end {
+            let d = DateTime::from_unix(t);
+            let hour_minute =
+                (dont_care(ha) || ha == self.encode_hour(d.hour)) && (dont_care(ma) || ma == self.encode(d.minute));
+            if !hour_minute {
+                t = t.saturating_add(i64::from(60 - d.second));
+            } else if dont_care(sa) || sa == self.encode(d.second) {
+                return Some(t);
+            } else {
+                t = t.saturating_add(1);
+            }
+        }
+        None
     }
 
     fn set_u16(&mut self, lo: usize, value: u16) {
@@ -410,7 +500,10 @@ impl Cmos {
             REG_A => self.regs[REG_A] & !A_UIP,
             REG_C => {
                 self.update_flags();
-                std::mem::take(&mut self.regs[REG_C])
+                let flags = std::mem::take(&mut self.regs[REG_C]);
+                // With IRQF clear the next interrupt can assert again: wake for it.
+                self.reschedule();
+                flags
             }
             REG_D => D_VRT,
             _ if TIME_REGS.contains(&index) => {
@@ -483,7 +576,11 @@ impl BusDevice for Cmos {
         write_bytes(addr, data, |a, v| match a {
             // Bit 7 is the NMI mask on PC/ATs; NMIs are not ours to gate.
             INDEX_PORT => self.index = v & 0x7f,
-            DATA_PORT => self.write_data(v),
+            DATA_PORT => {
+                self.write_data(v);
+                // Rate, enables, alarm and time registers all move the next event.
+                self.reschedule();
+            }
             _ => {}
         });
     }
@@ -533,6 +630,10 @@ impl crate::snapshot::Snapshot for Cmos {
         self.offset_s = offset_s;
         self.last_second = last_second;
         self.restart_periodic();
+        // Whatever fell due while the machine was saved shows up at the next event, computed
+        // from the restoring host's clock.
+        self.armed = None;
+        self.reschedule();
         Ok(())
     }
 }
@@ -542,29 +643,53 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::interrupt::RecordingLine;
+    use crate::timer::ManualTimers;
+    use std::sync::Mutex;
 
     /// 2023-11-14 22:13:20 UTC, a Tuesday.
     const T0: i64 = 1_700_000_000;
+    const SECOND: u64 = 1_000_000_000;
 
-    fn rig(t: i64) -> (Cmos, Arc<ManualClock>, Arc<RecordingLine>) {
-        let clock = Arc::new(ManualClock::new(t));
-        let line = Arc::new(RecordingLine::default());
-        (Cmos::new(clock.clone(), line.clone()), clock, line)
+    /// The RTC as the machine has it: shared, with its timer on a manual service, so that time
+    /// moves (and the RTC's own timer fires) only when a test says.
+    struct Rtc {
+        cmos: Arc<Mutex<Cmos>>,
+        timers: Arc<ManualTimers>,
     }
 
-    fn rd(c: &mut Cmos, index: u8) -> u8 {
+    impl Rtc {
+        /// Moves time, running the RTC's timer whenever it falls due on the way.
+        fn advance_ns(&self, ns: u64) {
+            self.timers.advance_ns(ns);
+        }
+        fn write(&self, addr: u64, data: &[u8]) {
+            self.cmos.lock().unwrap().write(addr, data);
+        }
+        fn read(&self, addr: u64, data: &mut [u8]) {
+            self.cmos.lock().unwrap().read(addr, data);
+        }
+    }
+
+    fn rig(t: i64) -> (Rtc, Arc<ManualTimers>, Arc<RecordingLine>) {
+        let timers = ManualTimers::new(Arc::new(ManualClock::new(t)));
+        let line = Arc::new(RecordingLine::default());
+        let cmos = Cmos::new_shared(&*timers, line.clone());
+        (Rtc { cmos, timers: timers.clone() }, timers, line)
+    }
+
+    fn rd(c: &mut Rtc, index: u8) -> u8 {
         c.write(INDEX_PORT, &[index | 0x80]);
         let mut d = [0u8];
         c.read(DATA_PORT, &mut d);
         d[0]
     }
 
-    fn wr(c: &mut Cmos, index: u8, value: u8) {
+    fn wr(c: &mut Rtc, index: u8, value: u8) {
         c.write(INDEX_PORT, &[index]);
         c.write(DATA_PORT, &[value]);
     }
 
-    fn time_regs(c: &mut Cmos) -> [u8; 8] {
+    fn time_regs(c: &mut Rtc) -> [u8; 8] {
         [0x00, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x32].map(|i| rd(c, i))
     }
 
@@ -585,9 +710,9 @@ mod tests {
     #[test]
     fn calendar_edges() {
         // 2000-02-29 00:00:00 UTC, a Tuesday; and the epoch itself (Thursday).
-        let (mut c, clock, _) = rig(951_782_400);
+        let (mut c, _, _) = rig(951_782_400);
         assert_eq!(time_regs(&mut c), [0x00, 0x00, 0x00, 0x03, 0x29, 0x02, 0x00, 0x20]);
-        clock.advance_ns(86_400 * 1_000_000_000);
+        c.advance_ns(86_400 * SECOND);
         assert_eq!(time_regs(&mut c)[3..7], [0x04, 0x01, 0x03, 0x00]);
         let (mut c, _, _) = rig(0);
         assert_eq!(time_regs(&mut c), [0, 0, 0, 0x05, 0x01, 0x01, 0x70, 0x19]);
@@ -598,10 +723,10 @@ mod tests {
 
     #[test]
     fn guest_sets_the_clock_with_set_and_it_keeps_running() {
-        let (mut c, clock, _) = rig(T0);
+        let (mut c, _, _) = rig(T0);
         wr(&mut c, 0x0b, 0x82); // SET, BCD, 24h
         let frozen = time_regs(&mut c);
-        clock.advance_ns(5_000_000_000);
+        c.advance_ns(5 * SECOND);
         assert_eq!(time_regs(&mut c), frozen, "SET freezes the registers");
         // 1999-12-31 23:59:58
         for (i, v) in [(0x00, 0x58), (0x02, 0x59), (0x04, 0x23), (0x07, 0x31), (0x08, 0x12), (0x09, 0x99), (0x32, 0x19)]
@@ -610,7 +735,7 @@ mod tests {
         }
         wr(&mut c, 0x0b, 0x02);
         assert_eq!(time_regs(&mut c), [0x58, 0x59, 0x23, 0x06, 0x31, 0x12, 0x99, 0x19]);
-        clock.advance_ns(3_000_000_000);
+        c.advance_ns(3 * SECOND);
         assert_eq!(time_regs(&mut c), [0x01, 0x00, 0x00, 0x07, 0x01, 0x01, 0x00, 0x20]);
         // A single field written without SET moves the clock too.
         wr(&mut c, 0x09, 0x05);
@@ -620,82 +745,172 @@ mod tests {
 
     #[test]
     fn update_ended_interrupt_once_per_second() {
-        let (mut c, clock, line) = rig(T0);
+        let (mut c, timers, line) = rig(T0);
         rd(&mut c, 0x0c);
+        assert_eq!(timers.next_deadline(), None, "no interrupt enabled: no timer");
         wr(&mut c, 0x0b, 0x12); // UIE
-        c.poll();
         assert_eq!(line.rising_edges(), 0);
-        clock.advance_ns(1_000_000_000);
-        c.poll();
-        assert_eq!(line.rising_edges(), 1);
-        c.poll();
+        c.advance_ns(SECOND - 1);
+        assert_eq!(line.rising_edges(), 0);
+        c.advance_ns(1);
+        assert_eq!(line.rising_edges(), 1, "at the second");
+        c.advance_ns(5 * SECOND);
         assert_eq!(line.rising_edges(), 1, "IRQF stays set until C is read");
+        assert_eq!(timers.expirations(), 1, "and the RTC does not wake the host meanwhile");
         assert_eq!(rd(&mut c, 0x0c) & 0x90, 0x90);
         assert_eq!(rd(&mut c, 0x0c) & 0x90, 0, "reading C clears it");
-        clock.advance_ns(1_000_000_000);
-        c.poll();
+        c.advance_ns(SECOND);
         assert_eq!(line.rising_edges(), 2);
+        // A guest that acknowledges every interrupt gets one per second, and costs one wake-up.
+        rd(&mut c, 0x0c);
+        let wakeups = timers.expirations();
+        for _ in 0..10 {
+            c.advance_ns(SECOND);
+            rd(&mut c, 0x0c);
+        }
+        assert_eq!(line.rising_edges(), 12);
+        assert_eq!(timers.expirations() - wakeups, 10);
+        wr(&mut c, 0x0b, 0x02);
+        assert_eq!(timers.next_deadline(), None, "UIE off: the timer is cancelled");
+    }
+
+    #[test]
+    fn update_interrupt_follows_the_wall_clock_second_not_the_enable_time() {
+        let (mut c, timers, line) = rig(T0);
+        c.advance_ns(SECOND / 4);
+        rd(&mut c, 0x0c);
+        wr(&mut c, 0x0b, 0x12);
+        assert_eq!(timers.next_deadline(), Some(SECOND), "the next whole second of the RTC");
+        c.advance_ns(3 * SECOND / 4);
+        assert_eq!(line.rising_edges(), 1);
+        assert_eq!(rd(&mut c, 0x00), 0x21, "and the seconds register moved with it");
     }
 
     #[test]
     fn periodic_interrupt_at_the_programmed_rate() {
-        let (mut c, clock, line) = rig(T0);
+        let (mut c, timers, line) = rig(T0);
         wr(&mut c, 0x0a, 0x2f); // 2 Hz
         rd(&mut c, 0x0c);
         wr(&mut c, 0x0b, 0x42); // PIE
-        assert_eq!(c.poll_interval_ns(), Some(500_000_000));
-        clock.advance_ns(400_000_000);
-        c.poll();
+        assert_eq!(timers.next_deadline(), Some(500_000_000));
+        c.advance_ns(400_000_000);
         assert_eq!(line.rising_edges(), 0);
-        clock.advance_ns(100_000_000);
-        c.poll();
+        c.advance_ns(100_000_000);
         assert_eq!(line.rising_edges(), 1);
         assert_eq!(rd(&mut c, 0x0c) & 0xc0, 0xc0);
-        // Without PIE the flag still sets (it is polled) but there is no interrupt.
+        c.advance_ns(500_000_000);
+        assert_eq!(line.rising_edges(), 2);
+        rd(&mut c, 0x0c);
+        // 1024 Hz: one interrupt per period for a guest that acknowledges each.
+        wr(&mut c, 0x0a, 0x26);
+        let before = line.rising_edges();
+        for _ in 0..1024 {
+            c.advance_ns(1_000_000_000 / 1024 + 1);
+            rd(&mut c, 0x0c);
+        }
+        let n = line.rising_edges() - before;
+        assert!((1023..=1024).contains(&n), "{n} interrupts in a second at 1024 Hz");
+        // Without PIE the flag still sets (register C is derived from the clock) but there is no
+        // interrupt and no timer.
         wr(&mut c, 0x0b, 0x02);
-        clock.advance_ns(500_000_000);
-        c.poll();
-        assert_eq!(line.rising_edges(), 1);
+        assert_eq!(timers.next_deadline(), None);
+        let before = line.rising_edges();
+        c.advance_ns(500_000_000);
+        assert_eq!(line.rising_edges(), before);
         assert_eq!(rd(&mut c, 0x0c) & 0xc0, 0x40);
+        // Rate 0 stops the periodic interrupt even with PIE.
+        wr(&mut c, 0x0a, 0x20);
+        wr(&mut c, 0x0b, 0x42);
+        assert_eq!(timers.next_deadline(), None);
     }
 
     #[test]
     fn alarm_interrupt_fires_at_the_alarm_time() {
-        let (mut c, clock, line) = rig(T0); // 22:13:20
+        let (mut c, timers, line) = rig(T0); // 22:13:20
         wr(&mut c, 0x01, 0x22);
         wr(&mut c, 0x03, 0xc0); // any minute
         wr(&mut c, 0x05, 0x22);
         rd(&mut c, 0x0c);
         wr(&mut c, 0x0b, 0x22); // AIE
-        clock.advance_ns(1_000_000_000);
-        c.poll();
+        assert_eq!(timers.next_deadline(), Some(2 * SECOND), "armed for 22:13:22, not every second");
+        c.advance_ns(SECOND);
         assert_eq!(line.rising_edges(), 0);
-        clock.advance_ns(1_000_000_000);
-        c.poll();
+        c.advance_ns(SECOND);
         assert_eq!(line.rising_edges(), 1);
         assert_eq!(rd(&mut c, 0x0c) & 0xa0, 0xa0);
-        // A late poll still sees an alarm that passed in between.
-        clock.advance_ns(120 * 1_000_000_000);
-        c.poll();
+        // The next match is a minute later; two alarms cost two wake-ups.
+        c.advance_ns(120 * SECOND);
         assert_eq!(line.rising_edges(), 2);
+        assert_eq!(timers.expirations(), 2);
+        // An alarm that passes while IRQF is still set shows in register C when it is read.
+        c.advance_ns(60 * SECOND);
+        assert_eq!(rd(&mut c, 0x0c) & 0xa0, 0xa0);
+        // An alarm no time matches (0x61 is no BCD second) never arms the timer.
+        wr(&mut c, 0x01, 0x61);
+        assert_eq!(timers.next_deadline(), None);
+        // Hours alarm in 12-hour mode: 10 PM is 0x90 in BCD.
+        wr(&mut c, 0x0b, 0x20); // AIE, BCD, 12-hour
+        wr(&mut c, 0x01, 0xc0);
+        wr(&mut c, 0x03, 0xc0);
+        wr(&mut c, 0x05, 0x90);
+        rd(&mut c, 0x0c);
+        assert!(timers.next_deadline().is_some());
+        let before = line.rising_edges();
+        c.advance_ns(SECOND);
+        assert_eq!(line.rising_edges(), before + 1, "every second of 10 PM matches");
+    }
+
+    #[test]
+    fn an_idle_rtc_never_wakes_the_host() {
+        let (mut c, timers, line) = rig(T0);
+        // What a Linux guest does at boot: read the time, program nothing.
+        time_regs(&mut c);
+        rd(&mut c, 0x0c);
+        c.advance_ns(3600 * SECOND);
+        assert_eq!(timers.expirations(), 0);
+        assert_eq!(line.rising_edges(), 0);
+        assert_eq!(rd(&mut c, 0x0c) & 0x10, 0x10, "the update flag is still derived from the clock");
+    }
+
+    #[test]
+    fn reset_and_restore_rearm_the_timer() {
+        use crate::snapshot::Snapshot;
+        let (mut c, timers, _) = rig(T0);
+        rd(&mut c, 0x0c);
+        wr(&mut c, 0x0b, 0x12);
+        assert!(timers.next_deadline().is_some());
+        let mut saved = crate::snapshot::StateWriter::new();
+        c.cmos.lock().unwrap().save(&mut saved);
+        c.cmos.lock().unwrap().reset();
+        assert_eq!(timers.next_deadline(), None, "RESET clears UIE");
+        let (b, b_timers, b_line) = rig(T0);
+        let bytes = saved.into_bytes();
+        b.cmos
+            .lock()
+            .unwrap()
+            .restore(&mut crate::snapshot::StateReader::new(Cmos::ID, Cmos::VERSION, &bytes))
+            .unwrap();
+        assert!(b_timers.next_deadline().is_some(), "a restored RTC with UIE wakes for the next second");
+        b.advance_ns(SECOND);
+        assert_eq!(b_line.rising_edges(), 1);
     }
 
     #[test]
     fn memory_size_fields_seabios_reads() {
         let (mut c, _, _) = rig(T0);
-        c.set_memory_size(2048 * MIB, 1024 * MIB);
-        let w = |c: &mut Cmos, lo: u8| u16::from_le_bytes([rd(c, lo), rd(c, lo + 1)]);
+        c.cmos.lock().unwrap().set_memory_size(2048 * MIB, 1024 * MIB);
+        let w = |c: &mut Rtc, lo: u8| u16::from_le_bytes([rd(c, lo), rd(c, lo + 1)]);
         assert_eq!(w(&mut c, 0x15), 640);
         assert_eq!(w(&mut c, 0x17), 0xffff);
         assert_eq!(w(&mut c, 0x30), 0xffff);
         assert_eq!(w(&mut c, 0x34), ((2048 - 16) * MIB / (64 * KIB)) as u16);
         assert_eq!([rd(&mut c, 0x5b), rd(&mut c, 0x5c), rd(&mut c, 0x5d)], [0x00, 0x40, 0x00]);
-        c.set_memory_size(32 * MIB, 0);
+        c.cmos.lock().unwrap().set_memory_size(32 * MIB, 0);
         assert_eq!(w(&mut c, 0x17), 31 * 1024);
         assert_eq!(w(&mut c, 0x30), 31 * 1024);
         assert_eq!(w(&mut c, 0x34), 256);
         assert_eq!([rd(&mut c, 0x5b), rd(&mut c, 0x5c), rd(&mut c, 0x5d)], [0, 0, 0]);
-        c.set_memory_size(0, u64::MAX);
+        c.cmos.lock().unwrap().set_memory_size(0, u64::MAX);
         assert_eq!(w(&mut c, 0x17), 0);
         assert_eq!([rd(&mut c, 0x5b), rd(&mut c, 0x5c), rd(&mut c, 0x5d)], [0xff, 0xff, 0xff]);
     }
@@ -703,22 +918,22 @@ mod tests {
     #[test]
     fn boot_order_and_cpu_count() {
         let (mut c, _, _) = rig(T0);
-        c.set_boot_order("cda").unwrap();
+        c.cmos.lock().unwrap().set_boot_order("cda").unwrap();
         assert_eq!((rd(&mut c, 0x3d), rd(&mut c, 0x38)), (0x32, 0x10));
-        c.set_boot_order("n").unwrap();
+        c.cmos.lock().unwrap().set_boot_order("n").unwrap();
         assert_eq!((rd(&mut c, 0x3d), rd(&mut c, 0x38)), (0x04, 0x00));
-        assert!(c.set_boot_order("cx").is_err());
-        assert!(c.set_boot_order("cdan").is_err());
+        assert!(c.cmos.lock().unwrap().set_boot_order("cx").is_err());
+        assert!(c.cmos.lock().unwrap().set_boot_order("cdan").is_err());
         assert_eq!(rd(&mut c, 0x3d), 0x04, "a refused order changes nothing");
-        c.set_cpu_count(4);
+        c.cmos.lock().unwrap().set_cpu_count(4);
         assert_eq!(rd(&mut c, 0x5f), 3);
-        c.set_cpu_count(0);
+        c.cmos.lock().unwrap().set_cpu_count(0);
         assert_eq!(rd(&mut c, 0x5f), 0);
     }
 
     #[test]
     fn nvram_keeps_bytes_and_any_access_is_safe() {
-        let (mut c, _, _) = rig(T0);
+        let (mut c, timers, _) = rig(T0);
         for i in 0x0e..0x80u8 {
             if i != 0x32 {
                 wr(&mut c, i, i ^ 0xa5);
@@ -747,5 +962,8 @@ mod tests {
                 rd(&mut c, i);
             }
         }
+        // Whatever the guest programmed, time moving on is safe too.
+        c.advance_ns(10 * SECOND);
+        assert!(timers.expirations() < 10 * 8192 + 100);
     }
 }

@@ -20,6 +20,7 @@ use crate::pci::function::PciResources;
 use crate::pci::{PciAddress, PciDevice};
 use crate::snapshot::DeviceState;
 use crate::storage::ide::{IdeDriveConfig, IdeHandle, Piix3Ide, LEGACY_PORT_RANGES};
+use crate::timer::TimerService;
 use crate::vm_control::VmControl;
 use crate::xen_platform::XenPlatformHost;
 
@@ -31,9 +32,18 @@ pub struct Platform {
     pub interrupts: Arc<dyn InterruptService>,
     /// Power-off and reset requests.
     pub control: Arc<dyn VmControl>,
-    pub clock: Arc<dyn Clock>,
+    /// Where devices schedule work outside register accesses (the event loop); its clock is the
+    /// devices' time base.
+    pub timers: Arc<dyn TimerService>,
     /// Guest RAM for device DMA (dirty-tracked).
     pub dma_memory: Arc<dyn GuestMemory>,
+}
+
+impl Platform {
+    /// The devices' clock: the timer service's, so deadlines and device time agree.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.timers.clock()
+    }
 }
 
 /// The IDE drives of one boot: `[channel][unit]`.
@@ -232,7 +242,7 @@ pub fn build_pc(config: PcConfig, platform: Platform) -> Result<Pc, PcError> {
     }
     let interrupts = platform.interrupts.clone();
     let control = platform.control.clone();
-    let clock = platform.clock.clone();
+    let clock = platform.clock();
     let mut b = DeviceBuilder::new(platform.clone());
 
     // PCI functions (PCI 3.0; slot layout as QEMU's xenfv/pc machines).
@@ -278,7 +288,8 @@ pub fn build_pc(config: PcConfig, platform: Platform) -> Result<Pc, PcError> {
     }
 
     // ISA devices.
-    let cmos = shared(Cmos::new(clock.clone(), interrupts.isa_irq(layout::irq::RTC)));
+    // The RTC arms its own timer for the interrupts the guest enabled.
+    let cmos = Cmos::new_shared(&*platform.timers, interrupts.isa_irq(layout::irq::RTC));
     {
         let mut c = cmos.lock().unwrap_or_else(|e| e.into_inner());
         c.set_memory_size(ram_below_4g, ram_above_4g);
@@ -324,7 +335,7 @@ mod tests {
         Platform {
             interrupts: Arc::new(RecordingInterruptService(irqs)),
             control: Arc::new(RecordingVmControl::default()),
-            clock: Arc::new(ManualClock::new(0)),
+            timers: crate::timer::ManualTimers::new(Arc::new(ManualClock::new(0))),
             dma_memory: Arc::new(TestMemory::new(1 << 20)),
         }
     }
