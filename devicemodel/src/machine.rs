@@ -126,7 +126,7 @@ impl Machine {
             Platform { interrupts, control, timers, dma_memory },
         )
         .map_err(|e| MachineError(e.to_string()))?;
-        let Pc { serials, cmos, ide, devices: mut builder } = pc;
+        let Pc { serials, cmos, ide, devices: mut builder, .. } = pc;
         // -device NAME,... from the registry, in command-line order.
         crate::registry::attach_all(&cfg.devices, &mut builder).map_err(MachineError)?;
         let bus = builder.bus.clone();

@@ -11,34 +11,37 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::bus::{AddressSpace, IoBus};
+    use crate::bus::IoBus;
     use crate::clock::ManualClock;
-    use crate::interrupt::RecordingLine;
+    use crate::interrupt::{RecordingInterruptService, RecordingInterrupts, RecordingLine};
+    use crate::memory::TestMemory;
+    use crate::pc::{build_pc, PcConfig, Platform};
+    use crate::timer::ManualTimers;
     use crate::vm_control::{RecordingVmControl, VmRequest};
 
-    /// The chipset as the machine assembles it, reached only through guest port I/O.
-    type Machine = (IoBus, Arc<RecordingLine>, Arc<RecordingVmControl>, Arc<Mutex<piix4_pm::PmIo>>);
+    /// The machine as `build_pc` assembles it, reached only through guest port I/O.
+    type Machine = (Arc<IoBus>, Arc<RecordingLine>, Arc<RecordingVmControl>, Arc<Mutex<piix4_pm::PmIo>>);
 
     fn machine() -> Machine {
-        let bus = IoBus::new();
-        let sci = Arc::new(RecordingLine::default());
+        let irqs = RecordingInterrupts::new();
         let vm = Arc::new(RecordingVmControl::default());
-        bus.add_pci_device(i440fx::I440FX_ADDRESS, Arc::new(Mutex::new(i440fx::I440fx::new()))).unwrap();
-        bus.add_pci_device(piix3::PIIX3_ADDRESS, Arc::new(Mutex::new(piix3::Piix3::new()))).unwrap();
-        let (function, pm) = piix4_pm::new(sci.clone(), vm.clone(), Arc::new(ManualClock::new(0)));
-        bus.add_pci_device(piix4_pm::PIIX4_PM_ADDRESS, function).unwrap();
-        bus.insert(AddressSpace::Io, piix4_pm::PM_BASE as u64, piix4_pm::PM_IO_LEN as u64, "pm", pm.clone()).unwrap();
-        bus.insert(AddressSpace::Io, piix4_pm::GPE0_BLK as u64, piix4_pm::GPE0_BLK_LEN as u64, "gpe0", pm.clone())
-            .unwrap();
-        bus.insert(
-            AddressSpace::Io,
-            piix4_pm::SMI_CMD_PORT as u64,
-            2,
-            "apm",
-            Arc::new(Mutex::new(piix4_pm::ApmControl::new(pm.clone()))),
-        )
-        .unwrap();
-        (bus, sci, vm, pm)
+        let platform = Platform {
+            interrupts: Arc::new(RecordingInterruptService(irqs.clone())),
+            control: vm.clone(),
+            timers: ManualTimers::new(Arc::new(ManualClock::new(0))),
+            dma_memory: Arc::new(TestMemory::new(1 << 20)),
+        };
+        let config = PcConfig {
+            ram_below_4g: 1 << 20,
+            ram_above_4g: 0,
+            boot_order: "c".into(),
+            cpus: 1,
+            serial_outputs: Vec::new(),
+            ide_drives: Default::default(),
+            xen_platform: None,
+        };
+        let pc = build_pc(config, platform).unwrap();
+        (pc.devices.bus.clone(), irqs.isa_line(crate::pc::layout::irq::SCI), vm, pc.pm)
     }
 
     fn config_read32(bus: &IoBus, dev: u8, func: u8, reg: u8) -> u32 {
@@ -50,7 +53,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bus_scan_finds_the_three_chipset_functions() {
+    fn a_bus_scan_finds_the_four_board_functions() {
         let (bus, _, _, _) = machine();
         let mut found = Vec::new();
         for dev in 0..32u8 {
@@ -61,7 +64,15 @@ mod tests {
                 }
             }
         }
-        assert_eq!(found, vec![(0, 0, 0x1237_8086, 0x0600), (1, 0, 0x7000_8086, 0x0601), (1, 3, 0x7113_8086, 0x0680)]);
+        assert_eq!(
+            found,
+            vec![
+                (0, 0, 0x1237_8086, 0x0600),
+                (1, 0, 0x7000_8086, 0x0601),
+                (1, 1, 0x7010_8086, 0x0101),
+                (1, 3, 0x7113_8086, 0x0680)
+            ]
+        );
     }
 
     #[test]

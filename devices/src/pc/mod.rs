@@ -224,6 +224,8 @@ impl DeviceBuilder {
 /// builder for further devices.
 pub struct Pc {
     pub serials: Vec<Arc<Mutex<Serial>>>,
+    /// The ACPI register block (power button and GPE events come from the host side).
+    pub pm: Arc<Mutex<piix4_pm::PmIo>>,
     pub cmos: Arc<Mutex<Cmos>>,
     pub ide: IdeHandle,
     pub devices: DeviceBuilder,
@@ -261,7 +263,7 @@ pub fn build_pc(config: PcConfig, platform: Platform) -> Result<Pc, PcError> {
     let apm = shared(piix4_pm::ApmControl::new(pm_io.clone()));
     b.add_io("apm", layout::port::SMI_CMD, apm.clone())?;
     b.save(pm_function);
-    b.save(pm_io);
+    b.save(pm_io.clone());
     b.save(apm);
 
     // PIIX3 IDE in legacy mode: ports 0x1f0/0x3f6 and 0x170/0x376, IRQ 14/15, bus master in BAR4.
@@ -320,7 +322,7 @@ pub fn build_pc(config: PcConfig, platform: Platform) -> Result<Pc, PcError> {
         b.save(s.clone());
         serials.push(s);
     }
-    Ok(Pc { serials, cmos, ide: ide_handle, devices: b })
+    Ok(Pc { serials, pm: pm_io, cmos, ide: ide_handle, devices: b })
 }
 
 #[cfg(test)]
