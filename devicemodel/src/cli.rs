@@ -499,7 +499,7 @@ fn parse_device(v: &str, cfg: &mut Config, ide_devices: &mut Vec<IdeDeviceSpec>)
                 props: opts[1..].to_vec(),
                 text: v.to_string(),
             };
-            crate::registry::validate(&request).map_err(CliError)?;
+            crate::registry::validate(&request).map_err(|e| CliError(e.to_string()))?;
             cfg.devices.push(request);
             Ok(())
         }

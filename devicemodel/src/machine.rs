@@ -128,7 +128,7 @@ impl Machine {
         .map_err(|e| MachineError(e.to_string()))?;
         let Pc { serials, cmos, ide, devices: mut builder, .. } = pc;
         // -device NAME,... from the registry, in command-line order.
-        crate::registry::attach_all(&cfg.devices, &mut builder).map_err(MachineError)?;
+        crate::registry::attach_all(&cfg.devices, &mut builder).map_err(|e| MachineError(e.to_string()))?;
         let bus = builder.bus.clone();
         let devices =
             crate::migration::MachineDevices { bus: bus.clone(), saved: builder.saved().to_vec(), dirty_log: None };

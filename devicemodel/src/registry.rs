@@ -12,7 +12,29 @@ use std::sync::Arc;
 
 use devices::legacy::debug_port;
 
-use devices::pc::DeviceBuilder;
+use devices::pc::{DeviceBuilder, PcError};
+
+/// Why a `-device` was refused; every message names the option as the user wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("-device {0}: unknown device")]
+    Unknown(String),
+    /// A property's value is not one the device takes.
+    #[error("-device {option}: {key}={value}: {why}")]
+    BadProperty { option: String, key: String, value: String, why: String },
+    #[error("-device {option}: unknown propert{} {}", if .names.len() == 1 { "y" } else { "ies" }, .names.join(", "))]
+    UnknownProperties { option: String, names: Vec<String> },
+    /// The properties are fine one by one but not together.
+    #[error("-device {option}: {why}")]
+    Invalid { option: String, why: String },
+    /// The machine could not take the device (slot taken, resources overlap).
+    #[error("-device {option}: {source}")]
+    Attach {
+        option: String,
+        #[source]
+        source: PcError,
+    },
+}
 
 /// One `-device` from the command line, split into its properties.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +57,23 @@ impl<'a> Props<'a> {
         Props { request, used: vec![false; request.props.len()] }
     }
 
-    fn what(&self) -> String {
-        format!("-device {}", self.request.text)
+    /// The option as written, for messages.
+    pub fn option(&self) -> String {
+        self.request.text.clone()
+    }
+
+    fn bad(&self, key: &str, value: &str, why: impl Into<String>) -> DeviceError {
+        DeviceError::BadProperty { option: self.option(), key: key.into(), value: value.into(), why: why.into() }
+    }
+
+    /// An error for properties that do not go together.
+    pub fn invalid(&self, why: impl Into<String>) -> DeviceError {
+        DeviceError::Invalid { option: self.option(), why: why.into() }
+    }
+
+    /// An error for a device the machine could not take.
+    pub fn attach_error(&self, source: PcError) -> DeviceError {
+        DeviceError::Attach { option: self.option(), source }
     }
 
     /// The value of `key`, if given.
@@ -47,7 +84,7 @@ impl<'a> Props<'a> {
     }
 
     /// A number (decimal or 0x hex) of at most `max`, or `default`.
-    pub fn number(&mut self, key: &str, default: u64, max: u64) -> Result<u64, String> {
+    pub fn number(&mut self, key: &str, default: u64, max: u64) -> Result<u64, DeviceError> {
         let Some(v) = self.get(key) else { return Ok(default) };
         let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
             Some(hex) => u64::from_str_radix(hex, 16).ok(),
@@ -55,36 +92,31 @@ impl<'a> Props<'a> {
         };
         match n {
             Some(n) if n <= max => Ok(n),
-            _ => Err(format!("{}: {key}={v} must be a number from 0 to {max:#x}", self.what())),
+            _ => Err(self.bad(key, v, format!("must be a number from 0 to {max:#x}"))),
         }
     }
 
     /// `addr=SLOT[.FN]` (hexadecimal, as QEMU reads it): the PCI slot, function 0 only.
-    pub fn pci_slot(&mut self) -> Result<Option<u8>, String> {
+    pub fn pci_slot(&mut self) -> Result<Option<u8>, DeviceError> {
         let Some(v) = self.get("addr") else { return Ok(None) };
         let (slot, func) = v.split_once('.').unwrap_or((v, "0"));
         let slot = u8::from_str_radix(slot.trim_start_matches("0x"), 16).ok().filter(|&s| s < 32);
         match (slot, func) {
             (Some(s), "0") => Ok(Some(s)),
-            (Some(_), _) => Err(format!("{}: addr={v}: only function 0 is supported", self.what())),
-            (None, _) => Err(format!("{}: addr={v}: expected a slot number 0-1f (hexadecimal)", self.what())),
+            (Some(_), _) => Err(self.bad("addr", v, "only function 0 is supported")),
+            (None, _) => Err(self.bad("addr", v, "expected a slot number 0-1f (hexadecimal)")),
         }
     }
 
     /// Refuses properties nobody asked for. `id=` is every device's (QMP names it).
-    pub fn finish(mut self) -> Result<(), String> {
+    pub fn finish(mut self) -> Result<(), DeviceError> {
         let _ = self.get("id");
-        let unknown: Vec<&str> =
-            self.request.props.iter().zip(&self.used).filter(|(_, u)| !**u).map(|((k, _), _)| k.as_str()).collect();
-        if unknown.is_empty() {
+        let names: Vec<String> =
+            self.request.props.iter().zip(&self.used).filter(|(_, u)| !**u).map(|((k, _), _)| k.clone()).collect();
+        if names.is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "{}: unknown propert{} {}",
-                self.what(),
-                if unknown.len() == 1 { "y" } else { "ies" },
-                unknown.join(", ")
-            ))
+            Err(DeviceError::UnknownProperties { option: self.option(), names })
         }
     }
 }
@@ -92,7 +124,7 @@ impl<'a> Props<'a> {
 /// Parses a request's properties and, given a machine, builds and attaches the device. Called
 /// once without a machine when the command line is read (to refuse bad properties early) and
 /// once with it.
-pub type AttachFn = fn(&mut Props<'_>, Option<&mut DeviceBuilder>) -> Result<(), String>;
+pub type AttachFn = fn(&mut Props<'_>, Option<&mut DeviceBuilder>) -> Result<(), DeviceError>;
 
 pub struct DeviceEntry {
     pub name: &'static str,
@@ -125,17 +157,17 @@ pub fn find(name: &str) -> Option<&'static DeviceEntry> {
 }
 
 /// Checks a request's properties without building anything.
-pub fn validate(request: &DeviceRequest) -> Result<(), String> {
-    let entry = find(&request.driver).ok_or_else(|| format!("-device {}: unknown device", request.driver))?;
+pub fn validate(request: &DeviceRequest) -> Result<(), DeviceError> {
+    let entry = find(&request.driver).ok_or_else(|| DeviceError::Unknown(request.driver.clone()))?;
     let mut props = Props::new(request);
     (entry.attach)(&mut props, None)?;
     props.finish()
 }
 
 /// Builds every requested device into the machine, in command-line order.
-pub fn attach_all(requests: &[DeviceRequest], builder: &mut DeviceBuilder) -> Result<(), String> {
+pub fn attach_all(requests: &[DeviceRequest], builder: &mut DeviceBuilder) -> Result<(), DeviceError> {
     for request in requests {
-        let entry = find(&request.driver).ok_or_else(|| format!("-device {}: unknown device", request.driver))?;
+        let entry = find(&request.driver).ok_or_else(|| DeviceError::Unknown(request.driver.clone()))?;
         let mut props = Props::new(request);
         (entry.attach)(&mut props, Some(builder))?;
         props.finish()?;
@@ -143,10 +175,10 @@ pub fn attach_all(requests: &[DeviceRequest], builder: &mut DeviceBuilder) -> Re
     Ok(())
 }
 
-fn attach_edu(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), String> {
+fn attach_edu(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), DeviceError> {
     let slot = props.pci_slot()?;
     if let Some(m) = machine {
-        m.add_pci_function("edu", slot, devices::edu::Edu::new).map_err(|e| e.to_string())?;
+        m.add_pci_function("edu", slot, devices::edu::Edu::new).map_err(|e| props.attach_error(e))?;
     }
     Ok(())
 }
@@ -156,45 +188,45 @@ fn attach_edu(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Res
 /// accepted as what they already are; QEMU's pc-machine default (transitional, 1af4:1005 with a
 /// legacy I/O BAR) is not emulated: Linux's virtio_pci drives either one through the modern
 /// interface.
-fn attach_virtio_rng_pci(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), String> {
+fn attach_virtio_rng_pci(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), DeviceError> {
     use devices::virtio::{pci::VirtioPci, rng::VirtioRng};
-    let what = format!("-device {}", props.request.text);
     let slot = props.pci_slot()?;
     let max = devices::pci::msix::MSIX_MAX_VECTORS as u64;
     let vectors = props.number("vectors", devices::virtio::pci::DEFAULT_MSIX_VECTORS as u64, max)? as u16;
     match props.get("disable-legacy") {
         None | Some("on" | "true" | "yes") => {}
         Some(v) => {
-            return Err(format!(
-                "{what}: disable-legacy={v}: the legacy virtio 0.9 interface is not emulated (only disable-legacy=on)"
+            return Err(props.bad(
+                "disable-legacy",
+                v,
+                "the legacy virtio 0.9 interface is not emulated (only disable-legacy=on)",
             ))
         }
     }
     match props.get("disable-modern") {
         None | Some("off" | "false" | "no") => {}
-        Some(v) => return Err(format!("{what}: disable-modern={v}: only the modern virtio 1.x interface exists")),
+        Some(v) => return Err(props.bad("disable-modern", v, "only the modern virtio 1.x interface exists")),
     }
     if let Some(m) = machine {
         m.try_add_pci_function("virtio-rng-pci", slot, |r| VirtioPci::new(VirtioRng::default(), vectors, r))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| props.attach_error(e))?;
     }
     Ok(())
 }
 
-fn attach_isa_debug_exit(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), String> {
-    let what = format!("-device {}", props.request.text);
+fn attach_isa_debug_exit(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), DeviceError> {
     let iobase = props.number("iobase", 0x501, 0xffff)?;
     let iosize = props.number("iosize", 2, 4)?;
     if !matches!(iosize, 1 | 2 | 4) {
-        return Err(format!("{what}: iosize={iosize} must be 1, 2 or 4"));
+        return Err(props.bad("iosize", &iosize.to_string(), "must be 1, 2 or 4"));
     }
     if iobase + iosize > 0x10000 {
-        return Err(format!("{what}: iobase + iosize is beyond port 0xffff"));
+        return Err(props.invalid("iobase + iosize is beyond port 0xffff"));
     }
     if let Some(m) = machine {
         let dev = debug_port::DebugExit::new(iobase, iosize, m.control());
         m.add_io("isa-debug-exit", (iobase as u16, iosize as u16), Arc::new(std::sync::Mutex::new(dev)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| props.attach_error(e))?;
     }
     Ok(())
 }
@@ -212,24 +244,24 @@ mod tests {
     fn bad_properties_are_refused_naming_the_option() {
         validate(&request("edu")).unwrap();
         validate(&request("edu,addr=5,id=t0")).unwrap();
-        let e = validate(&request("edu,addr=40")).unwrap_err();
+        let e = validate(&request("edu,addr=40")).unwrap_err().to_string();
         assert!(e.contains("-device edu,addr=40") && e.contains("slot"), "{e}");
-        let e = validate(&request("edu,addr=3.1")).unwrap_err();
+        let e = validate(&request("edu,addr=3.1")).unwrap_err().to_string();
         assert!(e.contains("function 0"), "{e}");
-        let e = validate(&request("edu,colour=blue,size=3")).unwrap_err();
+        let e = validate(&request("edu,colour=blue,size=3")).unwrap_err().to_string();
         assert!(e.contains("unknown properties colour, size"), "{e}");
-        let e = validate(&request("isa-debug-exit,iosize=3")).unwrap_err();
+        let e = validate(&request("isa-debug-exit,iosize=3")).unwrap_err().to_string();
         assert!(e.contains("1, 2 or 4"), "{e}");
-        let e = validate(&request("isa-debug-exit,iobase=0xffff,iosize=4")).unwrap_err();
+        let e = validate(&request("isa-debug-exit,iobase=0xffff,iosize=4")).unwrap_err().to_string();
         assert!(e.contains("beyond port 0xffff"), "{e}");
-        assert!(validate(&request("nonsense")).unwrap_err().contains("unknown device"));
+        assert!(validate(&request("nonsense")).unwrap_err().to_string().contains("unknown device"));
         validate(&request("virtio-rng-pci")).unwrap();
         validate(&request("virtio-rng-pci,addr=4,vectors=0,disable-legacy=on,disable-modern=off")).unwrap();
-        let e = validate(&request("virtio-rng-pci,vectors=4096")).unwrap_err();
+        let e = validate(&request("virtio-rng-pci,vectors=4096")).unwrap_err().to_string();
         assert!(e.contains("vectors=4096"), "{e}");
-        let e = validate(&request("virtio-rng-pci,disable-legacy=off")).unwrap_err();
+        let e = validate(&request("virtio-rng-pci,disable-legacy=off")).unwrap_err().to_string();
         assert!(e.contains("legacy") && e.contains("not emulated"), "{e}");
-        let e = validate(&request("virtio-rng-pci,rng=rng0")).unwrap_err();
+        let e = validate(&request("virtio-rng-pci,rng=rng0")).unwrap_err().to_string();
         assert!(e.contains("unknown property rng"), "{e}");
     }
 }
