@@ -142,8 +142,14 @@ impl Machine {
         insert(&bus, piix4_pm::SMI_CMD_PORT as u64, 2, "apm", apm.clone())?;
 
         // PIIX3 IDE in legacy mode: ports 0x1f0/0x3f6 and 0x170/0x376, IRQ 14/15, bus master in BAR4.
-        let ide = Piix3Ide::new(ide_drives, dma_memory, CHANNEL_IRQS.map(|irq| irq_line(irq as u32)))
+        let mut ide = Piix3Ide::new(ide_drives, dma_memory, CHANNEL_IRQS.map(|irq| irq_line(irq as u32)))
             .map_err(|e| MachineError(e.to_string()))?;
+        // Bus-master transfers run on one I/O thread per channel, off the vCPU.
+        let io = |n: usize| -> Result<Arc<dyn devices::storage::worker::IoWorker>, MachineError> {
+            Ok(crate::block::IoThread::spawn(&format!("ide{n}-io"))
+                .map_err(|e| MachineError(format!("I/O thread: {e}")))?)
+        };
+        ide.set_io_workers([io(0)?, io(1)?]);
         let ide_handle = ide.handle();
         let legacy = ide_handle.legacy_ports();
         for (base, len, name) in LEGACY_PORT_RANGES {

@@ -39,8 +39,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Mutex;
 
-use vm_memory::{GuestAddress, GuestMemoryBackend};
 pub use vm_memory::VolatileSlice;
+use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemoryError {
@@ -117,13 +117,16 @@ pub trait GuestMemory: Send + Sync {
     }
 }
 
+/// A vm-memory slice of a backend region, with the region's bitmap.
+pub type BackendSlice<'a, M> =
+    VolatileSlice<'a, vm_memory::bitmap::BS<'a, <<M as GuestMemoryBackend>::R as vm_memory::GuestMemoryRegion>::B>>;
+
 /// The slices of `ranges` in a vm-memory backend, or the first range that is not entirely RAM.
 /// Shared by [`TestMemory`] and the KVM backend so both refuse exactly the same accesses.
 pub fn backend_slices<'a, M: GuestMemoryBackend>(
     mem: &'a M,
     ranges: &[(u64, usize)],
-) -> Result<Vec<VolatileSlice<'a, vm_memory::bitmap::BS<'a, <M::R as vm_memory::GuestMemoryRegion>::B>>>, MemoryError>
-{
+) -> Result<Vec<BackendSlice<'a, M>>, MemoryError> {
     let mut out = Vec::with_capacity(ranges.len());
     for &(gpa, len) in ranges {
         gpa.checked_add(len as u64).ok_or(MemoryError::Overflow)?;

@@ -290,7 +290,8 @@ impl GuestMemory for ForeignMemory {
                     }
                 }
                 {
-                    let slices: Vec<VolatileSlice<'_>> = bufs.iter_mut().map(|b| VolatileSlice::from(&mut b[..])).collect();
+                    let slices: Vec<VolatileSlice<'_>> =
+                        bufs.iter_mut().map(|b| VolatileSlice::from(&mut b[..])).collect();
                     f(&slices);
                 }
                 if access == Access::Write {
