@@ -3,6 +3,7 @@
 # under nested QEMU (see tests/README.md for the nesting). Prints a table and, with --write,
 # updates docs/benchmarks.md.
 #   bench/run.sh [--write]        ROUNDS=3 by default
+#   BENCH_ONLY=storage bench/run.sh   only the IDE throughput rounds (no launch/RSS/exit-cost runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -30,10 +31,10 @@ install -m 755 bench/l3-init "$OUT/l3/init"
 # The harness's L2 init runs /scen/<name>/host.sh for each name in /scen/list.
 cp bench/l2-bench.sh "$OUT/ov/scen/bench/host.sh"
 echo bench > "$OUT/ov/scen/list"; echo 900 > "$OUT/ov/scen/bench/timeout"
-printf 'DM=ours\nROUNDS=%s\n' "${ROUNDS:-3}" > "$OUT/ov/scen/env"
+printf 'DM=ours\nROUNDS=%s\nBENCH_ONLY=%s\n' "${ROUNDS:-3}" "${BENCH_ONLY:-}" > "$OUT/ov/scen/env"
 (cd "$OUT/ov" && find . | cpio -o -H newc --quiet) > "$OUT/overlay.cpio"
 cat target/nested/l2-base.cpio target/nested/l2-qemu.cpio "$OUT/overlay.cpio" > "$OUT/l2.cpio"
-echo "bench: booting L1 (QEMU TCG) -> L2 -> ours and QEMU, $((2 * ${ROUNDS:-3} + 2)) guest boots" >&2
+echo "bench: booting L1 (QEMU TCG) -> L2 -> ours and QEMU${BENCH_ONLY:+ ($BENCH_ONLY only)}" >&2
 timeout 1200 qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 1 -nodefaults -no-user-config -display none \
   -serial stdio -no-reboot -kernel "$VMLINUZ" -initrd "$OUT/l2.cpio" -append "console=ttyS0 panic=-1 quiet" \
   </dev/null > "$OUT/console.log" 2>&1 || true

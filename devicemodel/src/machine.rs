@@ -99,6 +99,11 @@ fn serial_output(
     })
 }
 
+fn ide_io_thread(channel: usize) -> Result<Arc<dyn devices::storage::worker::IoWorker>, MachineError> {
+    Ok(crate::block::IoThread::spawn(&format!("ide{channel}-io"))
+        .map_err(|e| MachineError(format!("I/O thread: {e}")))?)
+}
+
 impl Machine {
     pub fn build(cfg: &Config, wiring: Wiring, ide_drives: IdeDrives) -> Result<Machine, MachineError> {
         let Wiring { interrupts, control, timers, dma_memory, xen_platform, ptys } = wiring;
@@ -122,6 +127,8 @@ impl Machine {
                 serial_outputs,
                 ide_drives,
                 xen_platform,
+                // Bus-master transfers run on one I/O thread per channel, off the vCPU.
+                ide_io_workers: Some([ide_io_thread(0)?, ide_io_thread(1)?]),
             },
             Platform { interrupts, control, timers, dma_memory },
         )

@@ -9,13 +9,24 @@
 //! (live migration) they are reported to Xen with `XEN_DMOP_modified_memory`, coalesced into
 //! extents, when the batch grows large and whenever the owner calls [`ForeignMemory::flush_dirty`]
 //! (the ioreq loop does after every request, xen-interface.md section 10).
+//!
+//! Zero-copy DMA ([`GuestMemory::with_slices`], design in `devices::memory`): the slices point
+//! straight into the buckets' mappings, and the call holds a reference on every bucket it handed
+//! out until the device's closure returns. Eviction or invalidation during that time only drops
+//! the cache's reference; the `munmap` happens when the DMA's reference goes, so no slice ever
+//! points at unmapped memory. (After an invalidation such a DMA may still reach the frame the
+//! guest had before the p2m change: the same window qemu-xen's map cache has for a DMA in
+//! flight.) A backing that cannot expose its memory (the unit tests' fake) is served through a
+//! bounce buffer instead. Write accesses are recorded after the closure returns, and reported
+//! at once while dirty logging is on, because a DMA completing on an I/O thread is not followed
+//! by an ioreq that would flush it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use devices::memory::{GuestMemory, MemoryError};
+use devices::memory::{Access, GuestMemory, MemoryError, VolatileSlice};
 
 use super::dmop::DeviceModelOps;
 use super::privcmd::{MappedPages, Privcmd, XEN_PAGE_SIZE};
@@ -36,6 +47,10 @@ const DIRTY_BATCH: usize = 4096;
 pub trait PageBacking: Send + Sync {
     fn read(&self, offset: usize, buf: &mut [u8]) -> io::Result<()>;
     fn write(&self, offset: usize, buf: &[u8]) -> io::Result<()>;
+    /// `len` bytes at `offset` as host memory, if the backing is host memory.
+    fn slice(&self, _offset: usize, _len: usize) -> Option<VolatileSlice<'_>> {
+        None
+    }
 }
 
 impl PageBacking for MappedPages {
@@ -44,6 +59,9 @@ impl PageBacking for MappedPages {
     }
     fn write(&self, offset: usize, buf: &[u8]) -> io::Result<()> {
         MappedPages::write(self, offset, buf)
+    }
+    fn slice(&self, offset: usize, len: usize) -> Option<VolatileSlice<'_>> {
+        self.volatile_slice(offset, len).ok()
     }
 }
 
@@ -228,7 +246,75 @@ impl ForeignMemory {
     }
 }
 
+impl ForeignMemory {
+    /// Records a device write to `gpa..gpa+len` (already checked) while dirty logging is on.
+    fn record_write(&self, gpa: u64, len: usize) {
+        if len == 0 || !self.dirty_logging.load(Ordering::SeqCst) {
+            return;
+        }
+        let full = {
+            let mut dirty = self.dirty.lock().unwrap();
+            dirty.extend(gpa >> PAGE_SHIFT..=(gpa + len as u64 - 1) >> PAGE_SHIFT);
+            dirty.len() >= DIRTY_BATCH
+        };
+        if full {
+            self.flush_dirty();
+        }
+    }
+}
+
 impl GuestMemory for ForeignMemory {
+    fn with_slices(
+        &self,
+        ranges: &[(u64, usize)],
+        access: Access,
+        f: &mut dyn FnMut(&[VolatileSlice<'_>]),
+    ) -> Result<(), MemoryError> {
+        // Map and check everything first: no partial effects. `pieces` holds the buckets.
+        let mut pieces = Vec::with_capacity(ranges.len());
+        for &(gpa, len) in ranges {
+            pieces.push(self.pieces(gpa, len)?);
+        }
+        let direct: Option<Vec<VolatileSlice<'_>>> =
+            pieces.iter().flatten().map(|p| p.bucket.pages.slice(p.offset, p.len)).collect();
+        match direct {
+            Some(slices) => f(&slices),
+            None => {
+                // Bounce: copy in, let the device work on the copy, copy back for writes.
+                let mut bufs: Vec<Vec<u8>> = Vec::new();
+                for (&(gpa, len), range) in ranges.iter().zip(&pieces) {
+                    for p in range {
+                        let mut b = vec![0u8; p.len];
+                        p.bucket.pages.read(p.offset, &mut b).map_err(|_| MemoryError::NotRam { gpa, len })?;
+                        bufs.push(b);
+                    }
+                }
+                {
+                    let slices: Vec<VolatileSlice<'_>> =
+                        bufs.iter_mut().map(|b| VolatileSlice::from(&mut b[..])).collect();
+                    f(&slices);
+                }
+                if access == Access::Write {
+                    let mut b = bufs.iter();
+                    for (&(gpa, len), range) in ranges.iter().zip(&pieces) {
+                        for (p, b) in range.iter().zip(&mut b) {
+                            p.bucket.pages.write(p.offset, b).map_err(|_| MemoryError::NotRam { gpa, len })?;
+                        }
+                    }
+                }
+            }
+        }
+        if access == Access::Write {
+            for &(gpa, len) in ranges {
+                self.record_write(gpa, len);
+            }
+            if self.dirty_logging.load(Ordering::SeqCst) {
+                self.flush_dirty();
+            }
+        }
+        Ok(())
+    }
+
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         for p in self.pieces(gpa, buf.len())? {
             p.bucket
@@ -249,16 +335,7 @@ impl GuestMemory for ForeignMemory {
                 .write(p.offset, &buf[p.buf_start..p.buf_start + p.len])
                 .map_err(|_| MemoryError::NotRam { gpa, len: buf.len() })?;
         }
-        if self.dirty_logging.load(Ordering::SeqCst) {
-            let full = {
-                let mut dirty = self.dirty.lock().unwrap();
-                dirty.extend(gpa >> PAGE_SHIFT..=(gpa + buf.len() as u64 - 1) >> PAGE_SHIFT);
-                dirty.len() >= DIRTY_BATCH
-            };
-            if full {
-                self.flush_dirty();
-            }
-        }
+        self.record_write(gpa, buf.len());
         Ok(())
     }
 }
@@ -431,6 +508,30 @@ mod tests {
         m.write(0x6000, &[1]).unwrap();
         m.flush_dirty();
         assert!(t.take().is_empty());
+    }
+
+    #[test]
+    fn slices_keep_their_buckets_mapped_through_eviction_and_writes_are_reported() {
+        let g = guest(4, vec![]);
+        let (m, t) = memory(&g, 1);
+        m.set_dirty_logging(true);
+        // Two ranges in two buckets with a cache of one: the first bucket is evicted while the
+        // second is mapped, yet both stay mapped until the closure returns.
+        m.with_slices(&[(0x1ff0, 0x20), ((2 << 20) + 0x10, 4)], Access::Write, &mut |s| {
+            assert_eq!(g.live.load(Ordering::SeqCst), 2, "both mappings alive during the DMA");
+            assert_eq!(s.iter().map(|s| s.len()).sum::<usize>(), 0x24);
+            s[0].copy_from(&[0xccu8; 0x20]);
+            s[1].copy_from(&[0xddu8; 4]);
+        })
+        .unwrap();
+        assert_eq!(g.live.load(Ordering::SeqCst), 1, "the evicted one is unmapped afterwards");
+        assert_eq!(g.ram.lock().unwrap()[0x1ff0..0x2010], [0xcc; 0x20]);
+        assert_eq!(g.ram.lock().unwrap()[(2 << 20) + 0x10..(2 << 20) + 0x14], [0xdd; 4]);
+        let c = t.take();
+        assert_eq!(c.len(), 1, "reported at once, without waiting for an ioreq");
+        assert_eq!(c[0].field(0, 4), 2, "pages 1-2 and page 0x200 as two extents");
+        // A range that is not RAM runs nothing.
+        assert!(m.with_slices(&[(0, 4), (4 << 20, 4)], Access::Write, &mut |_| panic!("must not run")).is_err());
     }
 
     #[test]

@@ -161,6 +161,17 @@ impl MappedPages {
         Ok(())
     }
 
+    /// `len` bytes at `offset` as a vm-memory slice, for zero-copy DMA. The slice borrows `self`,
+    /// so it cannot outlive the mapping.
+    pub fn volatile_slice(&self, offset: usize, len: usize) -> io::Result<vm_memory::VolatileSlice<'_>> {
+        self.check(offset, len)?;
+        // SAFETY: `offset..offset+len` lies inside this live, readable and writable shared
+        // mapping (checked above), which is unmapped only when `self` drops; the slice's lifetime
+        // is tied to `&self`. VolatileSlice only does volatile accesses, as the guest writes
+        // this memory concurrently.
+        Ok(unsafe { vm_memory::VolatileSlice::new(self.ptr.as_ptr().add(offset), len) })
+    }
+
     /// The byte at `offset` as an atomic, for the ioreq state handshake.
     pub fn atomic_u8(&self, offset: usize) -> io::Result<&std::sync::atomic::AtomicU8> {
         self.check(offset, 1)?;

@@ -44,6 +44,7 @@ fn pc_bus() -> Arc<IoBus> {
         serial_outputs: vec![Box::new(std::io::sink())],
         ide_drives: [[Some(IdeDriveConfig::disk(disk)), None], [Some(IdeDriveConfig::cdrom(Some(cd))), None]],
         xen_platform: Some(Arc::new(NoHost)),
+        ide_io_workers: None,
     };
     let mut pc = build_pc(config, platform).unwrap();
     pc.devices.add_pci_function("edu", None, devices::edu::Edu::new).unwrap();

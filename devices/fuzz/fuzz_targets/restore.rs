@@ -34,6 +34,7 @@ fn pc() -> Pc {
         serial_outputs: vec![Box::new(std::io::sink()), Box::new(std::io::sink())],
         ide_drives: [[Some(IdeDriveConfig::disk(disk)), None], [Some(IdeDriveConfig::cdrom(Some(cd))), None]],
         xen_platform: None,
+        ide_io_workers: None,
     };
     let mut pc = build_pc(config, platform).unwrap();
     pc.devices.add_pci_function("edu", None, devices::edu::Edu::new).unwrap();

@@ -39,6 +39,7 @@ mod tests {
             serial_outputs: Vec::new(),
             ide_drives: Default::default(),
             xen_platform: None,
+            ide_io_workers: None,
         };
         let pc = build_pc(config, platform).unwrap();
         (pc.devices.bus.clone(), irqs.isa_line(crate::pc::layout::irq::SCI), vm, pc.pm)

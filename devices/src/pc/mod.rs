@@ -61,6 +61,9 @@ pub struct PcConfig {
     pub ide_drives: IdeDrives,
     /// With Xen's `xenfv` machine: the xen-platform device's host side.
     pub xen_platform: Option<Arc<dyn XenPlatformHost>>,
+    /// Where the IDE channels run their bus-master transfers (one worker per channel, off the
+    /// vCPU); `None` runs them inline (fuzzers, unit tests).
+    pub ide_io_workers: Option<[Arc<dyn crate::storage::worker::IoWorker>; 2]>,
 }
 
 /// Why the PC could not be assembled (a configuration the board cannot take).
@@ -238,7 +241,16 @@ fn shared<T>(d: T) -> Arc<Mutex<T>> {
 /// Builds the PC: the i440FX host bridge, the PIIX3 (ISA bridge, IDE, PIIX4-style ACPI PM), the
 /// xen-platform device when asked for, and the ISA devices, at the addresses of [`layout`].
 pub fn build_pc(config: PcConfig, platform: Platform) -> Result<Pc, PcError> {
-    let PcConfig { ram_below_4g, ram_above_4g, boot_order, cpus, serial_outputs, ide_drives, xen_platform } = config;
+    let PcConfig {
+        ram_below_4g,
+        ram_above_4g,
+        boot_order,
+        cpus,
+        serial_outputs,
+        ide_drives,
+        xen_platform,
+        ide_io_workers,
+    } = config;
     if serial_outputs.len() > layout::port::COM.len() {
         return Err(PcError::TooManySerialPorts(serial_outputs.len()));
     }
@@ -268,8 +280,11 @@ pub fn build_pc(config: PcConfig, platform: Platform) -> Result<Pc, PcError> {
 
     // PIIX3 IDE in legacy mode: ports 0x1f0/0x3f6 and 0x170/0x376, IRQ 14/15, bus master in BAR4.
     let ide_irqs = [layout::irq::IDE_PRIMARY, layout::irq::IDE_SECONDARY].map(|irq| interrupts.isa_irq(irq));
-    let ide =
+    let mut ide =
         Piix3Ide::new(ide_drives, platform.dma_memory.clone(), ide_irqs).map_err(|e| PcError::Ide(e.to_string()))?;
+    if let Some(workers) = ide_io_workers {
+        ide.set_io_workers(workers);
+    }
     let ide_handle = ide.handle();
     let legacy = ide_handle.legacy_ports();
     for (base, len, name) in LEGACY_PORT_RANGES {
@@ -351,6 +366,7 @@ mod tests {
             serial_outputs: vec![Box::new(std::io::sink())],
             ide_drives: Default::default(),
             xen_platform: None,
+            ide_io_workers: None,
         }
     }
 

@@ -24,7 +24,7 @@ use super::msi::{MsiCapability, MsiOutcome};
 use super::msix::{MsixCapability, MsixLocation};
 use super::{BarRegion, PciDevice};
 use crate::interrupt::{DisconnectedLine, InterruptLine, IntxPin, MsiSink};
-use crate::memory::{GuestMemory, MemoryError};
+use crate::memory::{Access, GuestMemory, MemoryError};
 
 /// What a function is given when it attaches to the bus: its INTx pin's line, where its messages
 /// go, and guest memory for its DMA.
@@ -50,11 +50,14 @@ impl PciResources {
 /// Guest memory with no RAM in it: every access is refused.
 struct NoMemory;
 impl GuestMemory for NoMemory {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        Err(MemoryError::NotRam { gpa, len: buf.len() })
-    }
-    fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), MemoryError> {
-        Err(MemoryError::NotRam { gpa, len: buf.len() })
+    fn with_slices(
+        &self,
+        ranges: &[(u64, usize)],
+        _access: Access,
+        _f: &mut dyn FnMut(&[vm_memory::VolatileSlice<'_>]),
+    ) -> Result<(), MemoryError> {
+        let (gpa, len) = ranges.first().copied().unwrap_or((0, 0));
+        Err(MemoryError::NotRam { gpa, len })
     }
 }
 
@@ -87,24 +90,18 @@ pub struct BusMasterMemory {
     bus_master: Arc<AtomicBool>,
 }
 
-impl BusMasterMemory {
-    fn check(&self, gpa: u64, len: usize) -> Result<(), MemoryError> {
-        if self.bus_master.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(MemoryError::NotRam { gpa, len })
-        }
-    }
-}
-
 impl GuestMemory for BusMasterMemory {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        self.check(gpa, buf.len())?;
-        self.inner.read(gpa, buf)
-    }
-    fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), MemoryError> {
-        self.check(gpa, buf.len())?;
-        self.inner.write(gpa, buf)
+    fn with_slices(
+        &self,
+        ranges: &[(u64, usize)],
+        access: Access,
+        f: &mut dyn FnMut(&[vm_memory::VolatileSlice<'_>]),
+    ) -> Result<(), MemoryError> {
+        if !self.bus_master.load(Ordering::Acquire) {
+            let (gpa, len) = ranges.first().copied().unwrap_or((0, 0));
+            return Err(MemoryError::NotRam { gpa, len });
+        }
+        self.inner.with_slices(ranges, access, f)
     }
 }
 

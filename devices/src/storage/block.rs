@@ -11,12 +11,100 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::memory::VolatileSlice;
+
+/// Most bytes the default scatter/gather methods stage in one bounce buffer.
+const BOUNCE_CHUNK: usize = 1 << 20;
+
+/// Total length of a scatter list.
+pub fn slices_len(slices: &[VolatileSlice<'_>]) -> usize {
+    slices.iter().map(|s| s.len()).sum()
+}
+
+/// The first `n` bytes of a scatter list and the rest (`n` past the end: everything, nothing).
+pub fn split_slices<'a>(
+    slices: &[VolatileSlice<'a>],
+    mut n: usize,
+) -> (Vec<VolatileSlice<'a>>, Vec<VolatileSlice<'a>>) {
+    let (mut head, mut tail) = (Vec::new(), Vec::new());
+    for s in slices {
+        if n >= s.len() {
+            n -= s.len();
+            head.push(*s);
+        } else if n == 0 {
+            tail.push(*s);
+        } else {
+            // In bounds: 0 < n < s.len().
+            if let Ok((a, b)) = s.split_at(n) {
+                head.push(a);
+                tail.push(b);
+            }
+            n = 0;
+        }
+    }
+    (head, tail)
+}
+
+/// Zeroes every byte of a scatter list.
+pub fn zero_slices(slices: &[VolatileSlice<'_>]) {
+    let zeroes = [0u8; 4096];
+    for s in slices {
+        let mut at = 0;
+        while at < s.len() {
+            let n = (s.len() - at).min(zeroes.len());
+            if let Ok(part) = s.subslice(at, n) {
+                part.copy_from(&zeroes[..n]);
+            }
+            at += n;
+        }
+    }
+}
+
 /// The storage behind one emulated drive or medium.
 pub trait BlockBackend: Send + Sync {
     /// Fills `buf` from byte `offset`. Fails if any byte lies past [`BlockBackend::len`].
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Writes `buf` at byte `offset`. Fails on a read-only backend or past the end.
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    /// Fills the slices in order from byte `offset` (a DMA read straight into guest memory).
+    /// Fails if any byte lies past the end. The default stages through a bounce buffer; a
+    /// host-file backend overrides it with `preadv` into the slices.
+    fn read_to_slices(&self, offset: u64, slices: &[VolatileSlice<'_>]) -> io::Result<()> {
+        check_range(offset, slices_len(slices), self.len())?;
+        let mut buf = Vec::new();
+        let mut at = offset;
+        for s in slices {
+            let mut done = 0;
+            while done < s.len() {
+                let n = (s.len() - done).min(BOUNCE_CHUNK);
+                buf.resize(n, 0);
+                self.read_at(at, &mut buf)?;
+                s.subslice(done, n).map_err(io::Error::other)?.copy_from(&buf[..]);
+                done += n;
+                at += n as u64;
+            }
+        }
+        Ok(())
+    }
+    /// Writes the slices in order at byte `offset` (a DMA write straight from guest memory).
+    /// The default stages through a bounce buffer; a host-file backend uses `pwritev`.
+    fn write_from_slices(&self, offset: u64, slices: &[VolatileSlice<'_>]) -> io::Result<()> {
+        check_range(offset, slices_len(slices), self.len())?;
+        let mut buf = Vec::new();
+        let mut at = offset;
+        for s in slices {
+            let mut done = 0;
+            while done < s.len() {
+                let n = (s.len() - done).min(BOUNCE_CHUNK);
+                buf.resize(n, 0);
+                s.subslice(done, n).map_err(io::Error::other)?.copy_to(&mut buf[..]);
+                self.write_at(at, &buf)?;
+                done += n;
+                at += n as u64;
+            }
+        }
+        Ok(())
+    }
     /// Makes every completed write durable (the guest's FLUSH CACHE; `fdatasync` for files).
     fn flush(&self) -> io::Result<()>;
     /// Size in bytes, fixed while the backend is open.
@@ -34,7 +122,7 @@ pub trait BlockBackend: Send + Sync {
 }
 
 /// Checks that `len` bytes at `offset` lie inside a backend of `size` bytes.
-fn check_range(offset: u64, len: usize, size: u64) -> io::Result<()> {
+pub fn check_range(offset: u64, len: usize, size: u64) -> io::Result<()> {
     match offset.checked_add(len as u64) {
         Some(end) if end <= size => Ok(()),
         _ => Err(io::Error::new(
@@ -156,6 +244,11 @@ impl RawFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The open file, for host I/O paths that need its descriptor (`preadv`).
+    pub fn file(&self) -> &File {
+        &self.file
     }
 }
 
@@ -283,6 +376,28 @@ pub(crate) mod tests {
         let on_disk = std::fs::read(&img.0).unwrap();
         assert_eq!(on_disk.len(), 4096);
         assert_eq!(&on_disk[512..515], &[1, 2, 3]);
+    }
+
+    #[test]
+    fn scatter_reads_and_gathers_writes_through_slices() {
+        let img = TempImage::new("sg.img", &(0..=255u8).cycle().take(8192).collect::<Vec<_>>());
+        let f = RawFile::open(&img.0, false).unwrap();
+        let (mut a, mut b) = ([0u8; 3], [0u8; 5]);
+        {
+            let s = [VolatileSlice::from(&mut a[..]), VolatileSlice::from(&mut b[..])];
+            f.read_to_slices(254, &s).unwrap();
+            assert!(f.read_to_slices(8190, &s).is_err(), "past the end");
+        }
+        assert_eq!((a, b), ([254, 255, 0], [1, 2, 3, 4, 5]));
+        let mut c = [9u8; 4];
+        f.write_from_slices(8188, &[VolatileSlice::from(&mut c[..])]).unwrap();
+        let mut back = [0u8; 4];
+        f.read_at(8188, &mut back).unwrap();
+        assert_eq!(back, [9; 4]);
+        let (head, tail) = split_slices(&[VolatileSlice::from(&mut a[..]), VolatileSlice::from(&mut b[..])], 4);
+        assert_eq!((slices_len(&head), slices_len(&tail), head.len()), (4, 4, 2));
+        zero_slices(&tail);
+        assert_eq!(b, [1, 0, 0, 0, 0]);
     }
 
     #[test]

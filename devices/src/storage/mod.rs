@@ -3,3 +3,4 @@
 pub mod block;
 pub mod ide;
 pub mod scsi_sense;
+pub mod worker;

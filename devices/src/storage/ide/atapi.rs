@@ -12,7 +12,8 @@ use super::cdrom::CdromMedia;
 use super::drive::{common_command, start_data_in, Completion, DmaData, DmaRequest, PioNext, PioTransfer, TaskFile};
 use super::identify::{identify_packet_device, DriveIdentity, TransferMode, MAX_UDMA_MODE};
 use super::spec::{cmd, error, reason, status, CD_BLOCK_SIZE, PACKET_SIZE};
-use crate::storage::block::BlockBackend;
+use crate::memory::VolatileSlice;
+use crate::storage::block::{slices_len, split_slices, zero_slices, BlockBackend};
 use crate::storage::scsi_sense::Sense;
 
 /// SCSI / MMC operation codes used here (MMC-3 table 4, SPC-3 annex D).
@@ -80,6 +81,33 @@ impl AtapiPayload {
                 Ok(())
             }
         }
+    }
+}
+
+impl AtapiPayload {
+    /// [`AtapiPayload::fill`] into guest memory slices: reads of the medium go straight into
+    /// them; past the end of the payload the rest is zero.
+    pub fn fill_slices(&mut self, slices: &[VolatileSlice<'_>]) -> Result<(), Sense> {
+        let n = (slices_len(slices) as u64).min(self.remaining()) as usize;
+        let (head, tail) = split_slices(slices, n);
+        match self {
+            AtapiPayload::Bytes { data, pos } => {
+                for s in &head {
+                    s.copy_from(&data[*pos..*pos + s.len()]);
+                    *pos += s.len();
+                }
+            }
+            AtapiPayload::Medium { backend, offset, remaining } => {
+                backend.read_to_slices(*offset, &head).map_err(|e| {
+                    crate::guest_warn!("IDE CD-ROM {}: read failed: {e}", backend.filename());
+                    Sense::UNRECOVERED_READ_ERROR
+                })?;
+                *offset += n as u64;
+                *remaining -= n as u64;
+            }
+        }
+        zero_slices(&tail);
+        Ok(())
     }
 }
 

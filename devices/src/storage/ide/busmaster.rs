@@ -1,7 +1,8 @@
 //! Bus-master IDE (SFF-8038i revision 1.0): the per-channel command, status and descriptor
 //! table pointer registers, and the walk of the guest's Physical Region Descriptor table.
 //!
-//! Every transfer walks the table from the pointer register. Each 8-byte PRD is read from guest
+//! Every transfer walks the table from the pointer register when it starts (on the thread that
+//! wrote Start); the data then moves as one scatter list, possibly on an I/O worker. Each 8-byte PRD is read from guest
 //! memory once into a host copy; the walk stops at the transfer length, at the EOT entry, or at
 //! the 64 KiB boundary the table may not cross (section 2.1.1), so it is bounded by 8192 entries
 //! whatever the guest wrote. A table that ends before the transfer does, or that lies in or
@@ -45,8 +46,6 @@ const PRD_SIZE: u64 = 8;
 const TABLE_ALIGN: u64 = 0x1_0000;
 /// A byte count of 0 means 64 KiB (section 2.1.1).
 const MAX_REGION: u64 = 0x1_0000;
-/// Most bytes moved to or from the backend in one call during DMA.
-const BATCH: u64 = 0x10_0000;
 
 /// Why a bus-master transfer stopped early.
 #[derive(Debug, PartialEq, Eq)]
@@ -60,7 +59,7 @@ pub enum DmaFault<E> {
 }
 
 /// The (guest address, bytes) pairs a transfer uses, and whether it uses up the table exactly.
-type Regions = (Vec<(u64, u64)>, bool);
+pub type Regions = (Vec<(u64, usize)>, bool);
 
 /// One channel's bus-master registers.
 #[derive(Clone, Debug, Default)]
@@ -146,7 +145,7 @@ impl BusMaster {
 
     /// Fetches the PRDs that cover `len` bytes: (guest address, bytes) pairs, and whether the
     /// transfer uses up the table exactly (the last region used is the EOT one, used in full).
-    fn regions<E>(&self, mem: &dyn GuestMemory, len: u64) -> Result<Regions, DmaFault<E>> {
+    pub fn regions<E>(&self, mem: &dyn GuestMemory, len: u64) -> Result<Regions, DmaFault<E>> {
         let base = u64::from(self.prd_table);
         let entries = (TABLE_ALIGN - (base % TABLE_ALIGN)) / PRD_SIZE;
         let mut out = Vec::new();
@@ -163,7 +162,8 @@ impl BusMaster {
             };
             let eot = prd[7] & 0x80 != 0;
             let take = count.min(need);
-            out.push((addr, take));
+            // take <= 64 KiB: fits usize.
+            out.push((addr, take as usize));
             need -= take;
             if need == 0 {
                 return Ok((out, eot && take == count));
@@ -175,71 +175,18 @@ impl BusMaster {
         Err(DmaFault::TableTooShort)
     }
 
-    /// Moves `len` bytes between the device and the regions of the PRD table. `io` produces
-    /// (`to_memory`) or consumes the bytes in order, one chunk at a time.
-    ///
-    /// Updates the status register as the engine would: Active clears when the table is used up
-    /// or on any fault; Error is set when the table or guest memory was at fault. The caller
-    /// raises the device interrupt (which sets the Interrupt bit).
-    pub fn transfer<E>(
-        &mut self,
-        mem: &dyn GuestMemory,
-        to_memory: bool,
-        len: u64,
-        mut io: impl FnMut(&mut [u8]) -> Result<(), E>,
-    ) -> Result<(), DmaFault<E>> {
-        let result = self.regions(mem, len).and_then(|(regions, exhausted)| {
-            // The device side moves up to BATCH bytes per call (one pread/pwrite for a whole
-            // scatter list of guest pages, as QEMU's preadv does), and the guest side moves each
-            // PRD region's piece of it.
-            let mut buf = vec![0u8; len.min(BATCH) as usize];
-            let mut pieces: Vec<(u64, usize, usize)> = Vec::new();
-            let mut filled = 0usize;
-            let mut flush =
-                |buf: &mut [u8], pieces: &mut Vec<(u64, usize, usize)>, filled: usize| -> Result<(), DmaFault<E>> {
-                    if to_memory {
-                        io(&mut buf[..filled]).map_err(DmaFault::Device)?;
-                        for &(gpa, off, n) in pieces.iter() {
-                            mem.write(gpa, &buf[off..off + n]).map_err(|_| DmaFault::NotRam { gpa })?;
-                        }
-                    } else {
-                        io(&mut buf[..filled]).map_err(DmaFault::Device)?;
-                    }
-                    pieces.clear();
-                    Ok(())
-                };
-            for (addr, n) in regions {
-                let mut done = 0u64;
-                while done < n {
-                    let step = ((n - done) as usize).min(buf.len() - filled);
-                    // addr < 2^32 and n <= 64 KiB: no overflow.
-                    let gpa = addr + done;
-                    if !to_memory {
-                        mem.read(gpa, &mut buf[filled..filled + step]).map_err(|_| DmaFault::NotRam { gpa })?;
-                    }
-                    pieces.push((gpa, filled, step));
-                    filled += step;
-                    done += step as u64;
-                    if filled == buf.len() {
-                        flush(&mut buf, &mut pieces, filled)?;
-                        filled = 0;
-                    }
-                }
-            }
-            if filled > 0 {
-                flush(&mut buf, &mut pieces, filled)?;
-            }
-            Ok(exhausted)
-        });
-        match &result {
-            Ok(true) => self.status &= !status::ACTIVE,
+    /// Updates the status register as the engine does when a transfer ends: Active clears when
+    /// the table was used up (`exhausted`) or on any fault; Error is set when the table or guest
+    /// memory was at fault. The caller raises the device interrupt (which sets Interrupt).
+    pub fn finish<E>(&mut self, result: &Result<(), DmaFault<E>>, exhausted: bool) {
+        match result {
+            Ok(()) if exhausted => self.status &= !status::ACTIVE,
             // Section 3.1.2: Interrupt=1, Active=1 is the normal end of a transfer smaller
             // than the table; the driver then clears Start.
-            Ok(false) => {}
+            Ok(()) => {}
             Err(DmaFault::Device(_)) => self.status &= !status::ACTIVE,
             Err(_) => self.status = (self.status & !status::ACTIVE) | status::ERROR,
         }
-        result.map(|_| ())
     }
 }
 
@@ -266,36 +213,19 @@ mod tests {
     }
 
     #[test]
-    fn scatters_across_regions_and_clears_active_at_eot() {
+    fn the_walk_cuts_the_table_to_the_transfer_and_reports_exhaustion() {
         let mem = TestMemory::new(0x30000);
-        prd(&mem, 0x1000, 0x8000, 6, false);
+        prd(&mem, 0x1000, 0x8001, 7, false); // reserved bit 0 of address and count ignored
         prd(&mem, 0x1008, 0x9000, 0, true); // 0 = 64 KiB
         let mut bm = engine(0x1000);
-        let mut next = 0u8;
-        let len = 6 + 0x10000;
-        bm.transfer(&mem, true, len, |b: &mut [u8]| -> Result<(), ()> {
-            for x in b.iter_mut() {
-                *x = next;
-                next = next.wrapping_add(1);
-            }
-            Ok(())
-        })
-        .unwrap();
-        let mut got = [0u8; 8];
-        mem.read(0x8000, &mut got).unwrap();
-        assert_eq!(got, [0, 1, 2, 3, 4, 5, 0, 0]);
-        mem.read(0x9000, &mut got[..2]).unwrap();
-        assert_eq!(got[..2], [6, 7]);
+        let exact: Result<Regions, DmaFault<()>> = bm.regions(&mem, 6 + 0x10000);
+        assert_eq!(exact, Ok((vec![(0x8000, 6), (0x9000, 0x10000)], true)));
+        let short: Result<Regions, DmaFault<()>> = bm.regions(&mem, 512);
+        assert_eq!(short, Ok((vec![(0x8000, 6), (0x9000, 506)], false)));
+        bm.finish::<()>(&Ok(()), false);
+        assert_eq!(bm.status() & status::ACTIVE, status::ACTIVE, "a larger table leaves Active set");
+        bm.finish::<()>(&Ok(()), true);
         assert_eq!(bm.status() & (status::ACTIVE | status::ERROR), 0);
-    }
-
-    #[test]
-    fn a_larger_table_leaves_active_set() {
-        let mem = TestMemory::new(0x10000);
-        prd(&mem, 0, 0x4000, 1024, true);
-        let mut bm = engine(0);
-        bm.transfer(&mem, true, 512, |_: &mut [u8]| -> Result<(), ()> { Ok(()) }).unwrap();
-        assert_eq!(bm.status() & status::ACTIVE, status::ACTIVE);
     }
 
     #[test]
@@ -307,8 +237,9 @@ mod tests {
         prd(&mem, 0xfff8, 0x2000, 2, false);
         prd(&mem, 0x10000, 0x2000, 0, true);
         let mut bm = engine(0xfff0);
-        let r = bm.transfer(&mem, true, 512, |_: &mut [u8]| -> Result<(), ()> { Ok(()) });
+        let r: Result<Regions, DmaFault<()>> = bm.regions(&mem, 512);
         assert_eq!(r, Err(DmaFault::TableTooShort));
+        bm.finish(&r.map(|_| ()), true);
         assert_eq!(bm.status() & (status::ACTIVE | status::ERROR), status::ERROR);
     }
 

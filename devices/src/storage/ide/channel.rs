@@ -4,20 +4,36 @@
 //! Register writes reach both devices; reads come from the selected one. INTRQ is modelled per
 //! channel as QEMU does: set when a device interrupts, cleared by a Status read, a new command
 //! or a reset, and driven onto the line only while nIEN is clear (section 7.8).
+//!
+//! A bus-master transfer runs on the channel's I/O worker when there is one (see `transfer`),
+//! else on the calling thread before the register write returns (unit fuzzers, tools).
 
 use std::sync::Arc;
 
 use super::busmaster::{BusMaster, EngineChange};
 use super::drive::{Completion, DmaRequest, Drive, DriveKind};
 use super::spec::{cmd, control, device, reg, status};
+use super::transfer::{Transfer, TransferIo, TransferResult};
 use crate::interrupt::InterruptLine;
 use crate::memory::GuestMemory;
 
 /// What a channel needs to run a bus-master transfer.
 pub struct DmaContext<'a> {
-    pub mem: &'a dyn GuestMemory,
+    pub mem: &'a Arc<dyn GuestMemory>,
     /// PCI command register Bus Master Enable: without it the engine cannot master the bus.
     pub bus_master_enabled: bool,
+    /// Queues a transfer on the channel's I/O worker, which runs it and then calls
+    /// [`Channel::transfer_done`] under the controller's lock. `None`: run it inline.
+    pub submit: Option<&'a dyn Fn(Arc<Transfer>)>,
+}
+
+/// A transfer handed to the I/O worker and not completed yet.
+pub(super) struct InFlight {
+    unit: usize,
+    transfer: Arc<Transfer>,
+    /// The transfer uses up the PRD table (BM Active clears at the end).
+    exhausted: bool,
+    len: u64,
 }
 
 pub struct Channel {
@@ -30,6 +46,8 @@ pub struct Channel {
     pub bus_master: BusMaster,
     /// A command of device `.0` waiting for the bus master.
     pub(super) dma: Option<(usize, DmaRequest)>,
+    /// The transfer the bus master is running.
+    pub(super) in_flight: Option<InFlight>,
 }
 
 impl Channel {
@@ -43,6 +61,7 @@ impl Channel {
             irq,
             bus_master: BusMaster::default(),
             dma: None,
+            in_flight: None,
         }
     }
 
@@ -86,18 +105,81 @@ impl Channel {
         }
     }
 
-    /// Runs the waiting bus-master transfer if the engine is started and may master the bus.
+    /// Starts the waiting bus-master transfer if the engine is started and may master the bus.
+    /// The PRD table is walked here; a bad table ends the command at once, otherwise the data
+    /// moves on the I/O worker (or inline without one).
     pub fn run_dma(&mut self, ctx: &DmaContext<'_>) {
-        if !self.bus_master.active() || !ctx.bus_master_enabled {
+        if !self.bus_master.active() || !ctx.bus_master_enabled || self.in_flight.is_some() {
             return;
         }
-        let Some((unit, mut request)) = self.dma.take() else { return };
-        let result = self.bus_master.transfer(ctx.mem, request.to_memory, request.len, |buf| request.io(buf));
+        let Some((unit, request)) = self.dma.take() else { return };
+        let (regions, exhausted) = match self.bus_master.regions(&**ctx.mem, request.len) {
+            Ok(r) => r,
+            Err(fault) => return self.finish_transfer(unit, false, request.len, Err(fault), ctx),
+        };
+        let io = TransferIo { mem: ctx.mem.clone(), regions, to_memory: request.to_memory, data: request.data };
+        let transfer = Transfer::new(io);
+        match ctx.submit {
+            Some(submit) => {
+                self.in_flight = Some(InFlight { unit, transfer: transfer.clone(), exhausted, len: request.len });
+                submit(transfer);
+            }
+            None => {
+                let result = transfer.drain().unwrap_or(Ok(()));
+                self.finish_transfer(unit, exhausted, request.len, result, ctx);
+            }
+        }
+    }
+
+    /// The I/O worker finished `transfer`'s data phase: complete its command, unless the
+    /// channel has moved on (the transfer was cancelled or drained meanwhile).
+    pub fn transfer_done(&mut self, transfer: &Arc<Transfer>, ctx: &DmaContext<'_>) {
+        if !self.in_flight.as_ref().is_some_and(|f| Arc::ptr_eq(&f.transfer, transfer)) {
+            return;
+        }
+        let Some(f) = self.in_flight.take() else { return };
+        if let Some(result) = f.transfer.take_result() {
+            self.finish_transfer(f.unit, f.exhausted, f.len, result, ctx);
+        }
+    }
+
+    fn finish_transfer(
+        &mut self,
+        unit: usize,
+        exhausted: bool,
+        len: u64,
+        result: TransferResult,
+        ctx: &DmaContext<'_>,
+    ) {
+        self.bus_master.finish(&result, exhausted);
         if let Err(fault) = &result {
-            crate::guest_warn!("IDE: bus-master transfer of {} bytes failed: {fault:?}", request.len);
+            crate::guest_warn!("IDE: bus-master transfer of {len} bytes failed: {fault:?}");
         }
         let completion = self.drives[unit].dma_done(result);
         self.complete(unit, completion, ctx);
+    }
+
+    /// Ends the transfer in flight without completing its command; when this returns nothing of
+    /// it touches guest memory or the image any more.
+    pub(super) fn cancel_in_flight(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            f.transfer.cancel();
+        }
+    }
+
+    /// Finishes the transfer in flight now (waiting for the worker if it is moving data) and
+    /// completes its command, as if it had ended just before this call.
+    pub(super) fn drain_in_flight(&mut self, ctx: &DmaContext<'_>) {
+        if let Some(f) = self.in_flight.take() {
+            if let Some(result) = f.transfer.drain() {
+                self.finish_transfer(f.unit, f.exhausted, f.len, result, ctx);
+            }
+        }
+    }
+
+    /// Whether device `unit` has a transfer in flight.
+    pub(super) fn in_flight_unit(&self) -> Option<usize> {
+        self.in_flight.as_ref().map(|f| f.unit)
     }
 
     /// A read from the command block at `offset` (0-7).
@@ -180,9 +262,14 @@ impl Channel {
         if self.dma.as_ref().is_some_and(|(u, _)| *u == unit) {
             self.dma = None;
         }
+        if self.in_flight_unit() == Some(unit) {
+            // DEVICE RESET of a PACKET device in the middle of its DMA.
+            self.cancel_in_flight();
+        }
         if command == cmd::EXECUTE_DEVICE_DIAGNOSTIC {
             // Section 8.11 / 9.12: both devices run diagnostics, device 0 reports.
             self.dma = None;
+            self.cancel_in_flight();
             for d in self.drives.iter_mut().filter(|d| d.present()) {
                 d.reset();
             }
@@ -211,6 +298,7 @@ impl Channel {
         if v & control::SRST != 0 && old & control::SRST == 0 {
             // Section 9.2: software reset starts; both devices are busy while SRST is set.
             self.dma = None;
+            self.cancel_in_flight();
             self.irq_pending = false;
             for d in self.drives.iter_mut().filter(|d| d.present()) {
                 d.pio = None;
@@ -228,8 +316,14 @@ impl Channel {
 
     /// A byte write to this channel's bus-master block.
     pub fn write_bus_master(&mut self, offset: u64, v: u8, ctx: &DmaContext<'_>) {
-        if self.bus_master.write(offset, v) == EngineChange::Started {
-            self.run_dma(ctx);
+        match self.bus_master.write(offset, v) {
+            EngineChange::Started => self.run_dma(ctx),
+            // The guest stopped the engine while the worker may still be moving data: let the
+            // data phase end (it cannot be recalled from the image or guest memory halfway) and
+            // complete the command, as QEMU's ide_cancel_dma_sync does. After this write no
+            // DMA of the old command touches guest memory, so the guest may reuse its buffers.
+            EngineChange::Stopped => self.drain_in_flight(ctx),
+            EngineChange::None => {}
         }
     }
 
@@ -237,6 +331,7 @@ impl Channel {
     pub fn hard_reset(&mut self) {
         self.control = 0;
         self.dma = None;
+        self.cancel_in_flight();
         self.irq_pending = false;
         self.bus_master.reset();
         self.selected = 0;
@@ -252,7 +347,12 @@ impl Channel {
     /// The host took the medium out of device `unit`: a command waiting for the bus master to
     /// read it ends with NOT READY instead of holding the old image open.
     pub fn medium_removed(&mut self, unit: usize) {
-        if self.dma.as_ref().is_some_and(|(u, _)| *u == unit) {
+        let in_flight = self.in_flight_unit() == Some(unit);
+        if in_flight {
+            // Wait for the read of the old medium to end; its data never reaches the guest.
+            self.cancel_in_flight();
+        }
+        if in_flight || self.dma.as_ref().is_some_and(|(u, _)| *u == unit) {
             self.dma = None;
             if let Some(Completion::Interrupt) = self.drives[unit].fail_not_ready() {
                 self.raise_irq();

@@ -9,7 +9,7 @@
 //! * IRQ 14 and 15 (ISA, level-high as the guest sees the 8259/IOAPIC pin) passed to [`Piix3Ide::new`].
 //! * the QMP side keeps an [`IdeHandle`] for `query-block` and the removable-media commands.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use super::ata::AtaDisk;
 use super::atapi::AtapiCdrom;
@@ -18,12 +18,14 @@ use super::cdrom::{CdromMedia, MediaError};
 use super::channel::{Channel, DmaContext};
 use super::drive::{Drive, DriveKind};
 use super::identify::DriveIdentity;
+use super::transfer::Transfer;
 use crate::bus::BusDevice;
 use crate::interrupt::InterruptLine;
 use crate::memory::GuestMemory;
 use crate::pci::config::{self, BarKind, PciIds};
 use crate::pci::{BarRegion, ConfigSpace, PciAddress, PciDevice};
 use crate::storage::block::BlockBackend;
+use crate::storage::worker::IoWorker;
 
 /// Where PIIX3 puts its IDE function: device 1 (the south bridge), function 1.
 pub const PIIX3_IDE_ADDRESS: PciAddress = PciAddress::new(0, 1, 1);
@@ -132,13 +134,33 @@ pub(super) struct IdeState {
     pub(super) channels: [Channel; 2],
     pub(super) mem: Arc<dyn GuestMemory>,
     pub(super) bus_master_enabled: bool,
+    /// Each channel's I/O worker; `None` runs transfers inline.
+    workers: [Option<Arc<dyn IoWorker>>; 2],
+    /// This state itself, for the jobs the workers run (they must not keep a dropped
+    /// controller alive).
+    me: Weak<Mutex<IdeState>>,
 }
 
 impl IdeState {
-    fn with_ctx<R>(&mut self, channel: usize, f: impl FnOnce(&mut Channel, &DmaContext<'_>) -> R) -> R {
+    pub(super) fn with_ctx<R>(&mut self, channel: usize, f: impl FnOnce(&mut Channel, &DmaContext<'_>) -> R) -> R {
         let mem = self.mem.clone();
-        let ctx = DmaContext { mem: &*mem, bus_master_enabled: self.bus_master_enabled };
+        let submit = self.submitter(channel);
+        let ctx = DmaContext { mem: &mem, bus_master_enabled: self.bus_master_enabled, submit: submit.as_deref() };
         f(&mut self.channels[channel], &ctx)
+    }
+
+    /// How `channel` queues a transfer on its worker: the job runs the data phase without the
+    /// controller's lock, then completes the command under it.
+    fn submitter(&self, channel: usize) -> Option<Box<dyn Fn(Arc<Transfer>)>> {
+        let worker = self.workers[channel].clone()?;
+        let me = self.me.clone();
+        Some(Box::new(move |transfer: Arc<Transfer>| {
+            let me = me.clone();
+            worker.submit(Box::new(move || {
+                transfer.run();
+                complete_on_worker(&me, channel, &transfer);
+            }));
+        }))
     }
 
     fn take_tray_moves(&mut self) -> Vec<TrayMoved> {
@@ -151,6 +173,15 @@ impl IdeState {
             }));
         }
         out
+    }
+}
+
+/// The worker's half of a job: completion under the controller's lock (unless the controller
+/// is gone).
+fn complete_on_worker(state: &Weak<Mutex<IdeState>>, channel: usize, transfer: &Arc<Transfer>) {
+    if let Some(state) = state.upgrade() {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.with_ctx(channel, |c, ctx| c.transfer_done(transfer, ctx));
     }
 }
 
@@ -258,11 +289,17 @@ impl Piix3Ide {
         let mut next = || it.next().unwrap_or_else(|| Drive::new(DriveKind::Absent));
         let [irq0, irq1] = irqs;
         let channels = [Channel::new([next(), next()], irq0), Channel::new([next(), next()], irq1)];
-        let state = IdeState { channels, mem, bus_master_enabled: false };
-        Ok(Piix3Ide {
-            config: config_space(),
-            shared: Shared { state: Arc::new(Mutex::new(state)), listener: Arc::new(Mutex::new(None)) },
-        })
+        let state = Arc::new_cyclic(|me| {
+            Mutex::new(IdeState { channels, mem, bus_master_enabled: false, workers: [None, None], me: me.clone() })
+        });
+        Ok(Piix3Ide { config: config_space(), shared: Shared { state, listener: Arc::new(Mutex::new(None)) } })
+    }
+
+    /// Gives each channel an I/O worker: bus-master transfers then run there and complete
+    /// asynchronously (the vCPU's write of Start returns at once). Without workers they run
+    /// inline, before the register write returns.
+    pub fn set_io_workers(&mut self, workers: [Arc<dyn IoWorker>; 2]) {
+        self.shared.with(|s| s.workers = workers.map(Some));
     }
 
     /// The host-side handle (query, removable media, legacy ports, tray events).
@@ -447,13 +484,19 @@ impl IdeHandle {
 
     /// Xen PV unplug (docs/misc/hvm-emulated-unplug): detaches the ATA disks, all of them or
     /// all but the primary master (`aux_only`); CD-ROM drives stay. The guest's PV drivers take
-    /// over the same images. Commands run synchronously under the controller lock, so no I/O is
-    /// in flight on a disk when it goes (the use-after-free of XSA-139 cannot happen); its data
-    /// is flushed first. Returns how many disks were detached.
+    /// over the same images. A DMA in flight on a disk is cancelled (waited for if it is moving
+    /// data) before the disk goes, so the use-after-free of XSA-139 cannot happen; its data is
+    /// flushed first. Returns how many disks were detached.
     pub fn unplug_disks(&self, aux_only: bool) -> usize {
         self.shared.with(|s| {
             let mut n = 0;
             for (channel, ch) in s.channels.iter_mut().enumerate() {
+                if let Some(unit) = ch.in_flight_unit() {
+                    if matches!(ch.drives[unit].kind, DriveKind::Disk(_)) && !(aux_only && channel == 0 && unit == 0) {
+                        // No I/O of an emulated disk may outlive it (XSA-139).
+                        ch.cancel_in_flight();
+                    }
+                }
                 for (unit, d) in ch.drives.iter_mut().enumerate() {
                     if aux_only && channel == 0 && unit == 0 {
                         continue;

@@ -1,9 +1,9 @@
 //! One device on an IDE channel: its copy of the task file registers (ATA/ATAPI-6 chapter 7), the
 //! PIO data buffer that the data port drains or fills, and what it is (ATA disk or ATAPI CD-ROM).
 //!
-//! Commands run to completion when they are written (there is no background I/O): a command
-//! either finishes, arms a PIO transfer the host then moves through the data port, or waits for
-//! the bus master ([`Completion::Dma`]).
+//! Commands run when they are written: a command either finishes, arms a PIO transfer the host
+//! then moves through the data port, or waits for the bus master ([`Completion::Dma`]), whose
+//! transfer may then complete later from an I/O worker (see `transfer`).
 
 use std::sync::Arc;
 
@@ -11,7 +11,8 @@ use super::ata::AtaDisk;
 use super::atapi::{AtapiCdrom, AtapiPayload};
 use super::identify::{TransferMode, MAX_MWDMA_MODE, MAX_PIO_MODE, MAX_UDMA_MODE};
 use super::spec::{cmd, error, feature, reg, status};
-use crate::storage::block::BlockBackend;
+use crate::memory::VolatileSlice;
+use crate::storage::block::{slices_len, BlockBackend};
 
 /// Command block registers as one device holds them. Writes reach both devices of a channel;
 /// each keeps its own status and error. LBA48 registers are two-deep FIFOs (section 6.16).
@@ -173,20 +174,24 @@ pub struct DmaRequest {
     pub data: DmaData,
 }
 
-impl DmaRequest {
-    /// Produces (to memory) or consumes the next `buf.len()` bytes of the transfer.
-    pub fn io(&mut self, buf: &mut [u8]) -> Result<(), DeviceIoError> {
-        match &mut self.data {
+impl DmaData {
+    /// Produces (to memory) or consumes the transfer's bytes through guest memory slices.
+    pub fn transfer(&mut self, to_memory: bool, slices: &[VolatileSlice<'_>]) -> Result<(), DeviceIoError> {
+        match self {
             DmaData::Ata { backend, offset } => {
-                let r = if self.to_memory { backend.read_at(*offset, buf) } else { backend.write_at(*offset, buf) };
+                let r = if to_memory {
+                    backend.read_to_slices(*offset, slices)
+                } else {
+                    backend.write_from_slices(*offset, slices)
+                };
                 r.map_err(|e| {
                     crate::guest_warn!("IDE: DMA at image offset {offset}: {e}");
                     DeviceIoError
                 })?;
-                *offset = offset.saturating_add(buf.len() as u64);
+                *offset = offset.saturating_add(slices_len(slices) as u64);
                 Ok(())
             }
-            DmaData::Atapi(payload) => payload.fill(buf).map_err(|_| DeviceIoError),
+            DmaData::Atapi(payload) => payload.fill_slices(slices).map_err(|_| DeviceIoError),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod drive;
 pub mod identify;
 pub mod snapshot;
 pub mod spec;
+pub mod transfer;
 
 #[cfg(test)]
 mod tests;

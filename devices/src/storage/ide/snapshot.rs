@@ -9,6 +9,14 @@
 //! after the restore; the guest never notices. The images themselves are not state: the restoring
 //! side opens the same ones, and every saved address is checked against them.
 //!
+//! A bus-master transfer in flight on an I/O worker is never saved: saving drains it first (the
+//! data phase finishes, on the saving thread if the worker had not started it, and the command
+//! completes with its status and interrupt), so the state holds either a command still waiting
+//! for the bus master (saved, and started again when the restored guest sets Start) or a
+//! completed one. Draining costs the save at most one transfer's I/O; recording requests for
+//! re-issue would instead make the restore side repeat I/O the guest may have observed half
+//! done (a write partly on disk). Restoring cancels whatever the restoring machine had in flight.
+//!
 //! A disk the guest's PV drivers unplugged (xen-platform) is saved as absent; the restoring
 //! machine, built from the same command line, has it again and unplugs it to match.
 
@@ -517,7 +525,10 @@ impl Snapshot for Piix3Ide {
 
     fn save(&self, w: &mut StateWriter) {
         self.config.save_state(w);
-        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        for ch in 0..2 {
+            state.with_ctx(ch, |c, ctx| c.drain_in_flight(ctx));
+        }
         for ch in &state.channels {
             save_channel(w, ch);
         }
@@ -534,6 +545,7 @@ impl Snapshot for Piix3Ide {
         let enabled = self.config.bus_master_enabled();
         state.bus_master_enabled = enabled;
         for ((ch, image), dest) in state.channels.iter_mut().zip(images).zip(dests) {
+            ch.cancel_in_flight();
             apply_channel(ch, image, dest);
         }
         Ok(())

@@ -375,6 +375,25 @@ fn host_removal_ends_a_command_waiting_for_dma() {
 }
 
 #[test]
+fn host_removal_mid_transfer_waits_for_it_and_ends_the_command_not_ready() {
+    let rig = Rig::with_cdrom(Some(iso(16)));
+    let c = rig.ch(CD);
+    let cd = rig.handle.cdrom(1, 0).unwrap();
+    rig.write_prds(PRD_TABLE, &[(0x10000, 2048, true)]);
+    c.bm_table(PRD_TABLE);
+    c.packet(&read10(3, 1), 0, true);
+    rig.hold.set(true);
+    c.bm_start(true);
+    assert_eq!(rig.worker.pending(), 1);
+    cd.eject(false).unwrap();
+    rig.worker.run_pending();
+    assert_eq!(rig.read_mem(0x10000, 2048), vec![0; 2048], "the old medium's data never arrives");
+    assert!(c.irq());
+    assert_eq!(c.status() & (status::ERR | status::DRQ), status::ERR);
+    assert_eq!(c.sense(), (2, 0x3a, 2));
+}
+
+#[test]
 fn device_reset_is_accepted_while_busy_and_restores_the_signature() {
     let rig = Rig::with_cdrom(Some(iso(16)));
     let c = rig.ch(CD);

@@ -200,3 +200,110 @@ fn commands_written_while_dma_is_pending_are_ignored_until_reset() {
     c.command(cmd::IDENTIFY_DEVICE);
     assert_eq!(c.status(), status::READY | status::DRQ);
 }
+
+/// A 4-sector READ DMA at LBA 8 into 0x10000, started and held on the worker.
+fn held_read(rig: &Rig) {
+    rig.write_prds(PRD_TABLE, &[(0x10000, 2048, true)]);
+    rig.mem.take_dirty_pages();
+    let c = rig.ch(0);
+    c.bm_table(PRD_TABLE);
+    c.lba28(8, 4);
+    c.command(cmd::READ_DMA);
+    rig.hold.set(true);
+    c.bm_start(true);
+}
+
+#[test]
+fn the_start_write_returns_before_the_transfer_and_the_worker_completes_it() {
+    let (rig, backend) = disk(64);
+    let c = rig.ch(0);
+    held_read(&rig);
+    // In between: the engine is active, the drive still has DRQ, nothing reached memory.
+    assert_eq!(rig.worker.pending(), 1, "the transfer is queued on the I/O worker");
+    assert!(!c.irq());
+    assert_eq!(c.bm_status() & (bmis::ACTIVE | bmis::INTERRUPT), bmis::ACTIVE);
+    assert_eq!(c.alt_status(), status::READY | status::DRQ);
+    assert_eq!(rig.read_mem(0x10000, 2048), vec![0; 2048]);
+    assert!(rig.mem.take_dirty_pages().is_empty());
+    assert_eq!(rig.worker.run_pending(), 1);
+    assert!(c.irq(), "completion raises the interrupt from the worker");
+    assert_eq!(c.bm_status() & (bmis::ACTIVE | bmis::INTERRUPT), bmis::INTERRUPT);
+    assert_eq!(c.status(), status::READY);
+    assert_eq!(rig.read_mem(0x10000, 2048), backend.contents()[8 * 512..12 * 512].to_vec());
+    assert_eq!(rig.mem.take_dirty_pages(), vec![0x10]);
+}
+
+#[test]
+fn stopping_the_engine_mid_transfer_finishes_it_before_the_write_returns() {
+    let (rig, backend) = disk(64);
+    let c = rig.ch(0);
+    held_read(&rig);
+    c.bm_stop();
+    // The data is in place and the command complete once the stop returns; the queued job then
+    // finds nothing to do.
+    assert_eq!(rig.read_mem(0x10000, 2048), backend.contents()[8 * 512..12 * 512].to_vec());
+    assert_eq!(c.alt_status(), status::READY);
+    assert_eq!(c.bm_status() & bmis::ACTIVE, 0);
+    assert_eq!(rig.worker.run_pending(), 1);
+    assert!(c.irq());
+    assert_eq!(c.irq_edges(), 1, "one completion, not two");
+}
+
+#[test]
+fn a_reset_mid_transfer_cancels_it_before_it_touches_memory() {
+    let (rig, _) = disk(64);
+    let c = rig.ch(0);
+    held_read(&rig);
+    c.control(0x04);
+    c.control(0x00);
+    rig.worker.run_pending();
+    assert_eq!(rig.read_mem(0x10000, 2048), vec![0; 2048], "a cancelled transfer moves nothing");
+    assert!(rig.mem.take_dirty_pages().is_empty());
+    assert!(!c.irq());
+    assert_eq!(c.status(), status::READY);
+    // The channel works again.
+    rig.hold.set(false);
+    c.bm_stop();
+    c.bm_clear_status();
+    let (st, _, bm) = read_with_table_len(&rig, 4);
+    assert_eq!((st, bm & bmis::ERROR), (status::READY, 0));
+}
+
+#[test]
+fn a_save_while_a_transfer_is_queued_drains_it_into_the_saved_state() {
+    use crate::snapshot::{restore_from, save_to_vec, Snapshot};
+    let (rig, backend) = disk(64);
+    held_read(&rig);
+    let saved = save_to_vec(&*rig.ide.lock().unwrap());
+    // The saving side completed the command; so does the restored one, with the same status.
+    let (to, _) = (Rig::with_disk(backend.clone()), ());
+    restore_from(&mut *to.ide.lock().unwrap(), super::Piix3Ide::VERSION, &saved).unwrap();
+    to.bus.resync_bars();
+    for r in [&rig, &to] {
+        let c = r.ch(0);
+        assert!(c.irq());
+        assert_eq!(c.bm_status() & (bmis::ACTIVE | bmis::INTERRUPT), bmis::INTERRUPT);
+        assert_eq!(c.status(), status::READY);
+    }
+    assert_eq!(rig.read_mem(0x10000, 2048), backend.contents()[8 * 512..12 * 512].to_vec());
+    assert_eq!(rig.worker.run_pending(), 1);
+    assert_eq!(rig.ch(0).irq_edges(), 1);
+}
+
+#[test]
+fn write_dma_completes_from_the_worker_and_reaches_the_disk_only_then() {
+    let (rig, backend) = disk(64);
+    let c = rig.ch(0);
+    rig.mem.write(0x40000, &[0x77; 1024]).unwrap();
+    rig.write_prds(PRD_TABLE, &[(0x40000, 1024, true)]);
+    c.bm_table(PRD_TABLE);
+    c.lba28(20, 2);
+    c.command(cmd::WRITE_DMA);
+    rig.hold.set(true);
+    let before = backend.contents();
+    c.bm_start(false);
+    assert_eq!(backend.contents(), before, "nothing written before the worker runs");
+    rig.worker.run_pending();
+    assert!(c.irq());
+    assert_eq!(&backend.contents()[20 * 512..22 * 512], &[0x77u8; 1024][..]);
+}

@@ -17,6 +17,7 @@ use crate::memory::{GuestMemory, TestMemory};
 use crate::pci::config::PciIds;
 use crate::pci::{ConfigSpace, PciAddress, PciDevice};
 use crate::storage::block::MemoryBackend;
+use crate::storage::worker::ManualWorker;
 
 /// Function 0 of the PIIX3 (the ISA bridge belongs to the chipset module): just an identity.
 struct IsaBridgeStandIn(ConfigSpace);
@@ -51,6 +52,10 @@ pub const PRD_TABLE: u64 = 0x1000;
 pub const MEM_SIZE: usize = 1 << 20;
 
 pub struct Rig {
+    /// Both channels' I/O worker. Unless `hold` is set, the rig runs its jobs after every port
+    /// access, so a transfer completes "soon" as a worker thread would complete it.
+    pub worker: Arc<ManualWorker>,
+    pub hold: std::cell::Cell<bool>,
     pub bus: IoBus,
     pub mem: Arc<TestMemory>,
     pub irqs: [Arc<RecordingLine>; 2],
@@ -80,7 +85,9 @@ impl Rig {
     pub fn new(drives: [[Option<IdeDriveConfig>; 2]; 2]) -> Rig {
         let mem = Arc::new(TestMemory::new(MEM_SIZE));
         let irqs = [Arc::new(RecordingLine::default()), Arc::new(RecordingLine::default())];
-        let ide = Piix3Ide::new(drives, mem.clone(), [irqs[0].clone(), irqs[1].clone()]).unwrap();
+        let mut ide = Piix3Ide::new(drives, mem.clone(), [irqs[0].clone(), irqs[1].clone()]).unwrap();
+        let worker = Arc::new(ManualWorker::default());
+        ide.set_io_workers([worker.clone(), worker.clone()]);
         let handle = ide.handle();
         let bus = IoBus::new();
         let ports = handle.legacy_ports();
@@ -94,7 +101,7 @@ impl Rig {
         // What firmware does: place BAR4, enable I/O decoding and bus mastering.
         bus.pci_config_write(PIIX3_IDE_ADDRESS, 0x20, &(u32::from(BM_BASE) | 1).to_le_bytes());
         bus.pci_config_write(PIIX3_IDE_ADDRESS, 0x04, &5u16.to_le_bytes());
-        Rig { bus, mem, irqs, handle, ide }
+        Rig { worker, hold: std::cell::Cell::new(false), bus, mem, irqs, handle, ide }
     }
 
     /// A rig with one disk as primary master.
@@ -112,16 +119,25 @@ impl Rig {
         Ch { rig: self, ch }
     }
 
+    /// Runs the worker's queued jobs unless the test holds them back.
+    pub fn settle(&self) {
+        if !self.hold.get() {
+            self.worker.run_pending();
+        }
+    }
     pub fn outb(&self, port: u16, v: u8) {
         self.bus.pio_write(port, &[v]);
+        self.settle();
     }
     pub fn inb(&self, port: u16) -> u8 {
+        self.settle();
         let mut d = [0u8];
         self.bus.pio_read(port, &mut d);
         d[0]
     }
     pub fn outl(&self, port: u16, v: u32) {
         self.bus.pio_write(port, &v.to_le_bytes());
+        self.settle();
     }
 
     pub fn read_mem(&self, gpa: u64, len: usize) -> Vec<u8> {
@@ -171,6 +187,7 @@ impl Ch<'_> {
         self.rig.outb(self.control_port(), v)
     }
     pub fn irq(&self) -> bool {
+        self.rig.settle();
         self.rig.irqs[self.ch].level()
     }
     pub fn irq_edges(&self) -> u64 {
