@@ -6,6 +6,20 @@
 # Prints `BOOT name=.. dm=.. create_to_init_s=..` (xl create -> the guest's /init running).
 # (uiotest's `reroute` is not run here: Xen delivers a PCI INTx on its fixed GSI (16 + a function of slot and pin)
 # whatever the PIIX3 PIRQ route says; the route only steers the ISA/PIC copy. See tests/xen/README.md.)
+# serial_or_death NAME TEXT SECS: like wait_serial, but gives up as soon as the domain is gone (a panicking guest
+# reboots with panic=-1, and on_reboot=destroy removes it); sets SEEN_AT. Checks the domain every 2 s (xl forks).
+serial_or_death() {
+  local f n=0
+  f=$(serial_log "$1")
+  while [ $n -lt $(($3 * 5)) ]; do
+    if [ -s "$f" ] && grep -q "$2" "$f" 2>/dev/null; then SEEN_AT=$(up); return 0; fi
+    if [ $((n % 10)) = 9 ] && [ -z "$(domid "$1")" ]; then echo "domain $1 is gone (after $(since "$CREATE_T0")s)"; return 1; fi
+    sleep 0.2; n=$((n + 1))
+  done
+  return 1
+}
+serial_tail() { echo "-- serial $(serial_log "$1") ($(wc -c < "$(serial_log "$1")") bytes), last 3 KB"; tail -c 3000 "$(serial_log "$1")"; echo; }
+
 pci_intx() {
   local name=$1 dm=$2 cfg f t argv n
   cfg=/run/cfg/$name.cfg
@@ -22,13 +36,13 @@ pci_intx() {
     *) bad "no -device edu in the device model's argv: $argv";;
   esac
   f=$(serial_log "$name")
-  if ! wait_serial "$name" XENLINUX-UP 420; then
-    bad "Linux's /init did not start (no XENLINUX-UP on COM1)"; diag "$name"; return 1
+  if ! serial_or_death "$name" XENLINUX-UP 420; then
+    bad "Linux's /init did not start (no XENLINUX-UP on COM1)"; serial_tail "$name"; diag "$name"; return 1
   fi
   echo "BOOT name=$name dm=$dm xl_rc=0 create_to_init_s=$(awk "BEGIN{printf \"%.2f\", $SEEN_AT - $CREATE_T0}")"
   t=$SEEN_AT
-  if ! wait_serial "$name" XENLINUX-DONE 120; then
-    bad "the INTx test did not finish (no XENLINUX-DONE)"; echo "-- serial"; cat "$f"; diag "$name"; return 1
+  if ! serial_or_death "$name" XENLINUX-DONE 120; then
+    bad "the INTx test did not finish (no XENLINUX-DONE)"; serial_tail "$name"; diag "$name"; return 1
   fi
   echo "INTX name=$name test_s=$(awk "BEGIN{printf \"%.2f\", $SEEN_AT - $t}")"
   echo "-- serial ($(wc -c < "$f") bytes)"; cat "$f"
