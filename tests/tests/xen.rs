@@ -21,6 +21,8 @@ const SCENARIOS: &[&str] = &[
     "xen-qemu-pvdisk",
     "xen-ours-pvdisk",
     "xen-bench",
+    "xen-qemu-pci-intx",
+    "xen-ours-pci-intx",
 ];
 
 fn root() -> PathBuf {
@@ -176,4 +178,14 @@ fn xen_ours_pvdisk() {
 #[test]
 fn xen_bench() {
     assert_scenario("xen-bench");
+}
+
+#[test]
+fn xen_qemu_pci_intx() {
+    assert_scenario("xen-qemu-pci-intx");
+}
+
+#[test]
+fn xen_ours_pci_intx() {
+    assert_scenario("xen-ours-pci-intx");
 }

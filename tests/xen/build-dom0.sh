@@ -3,6 +3,7 @@
 #   devicemodel     our device model, static (musl; else gnu + crt-static), built in target/nested-cargo
 #   qmp             tests/src/bin/qmp.rs built static: a QMP client for dom0 (busybox has no unix-socket client)
 #   cd1.iso cd2.iso the HVM guest's CD-ROMs: El Torito no-emulation boot of guest/cdboot.S (volume ids differ)
+#   linux.iso       the Linux HVM guest's CD (build-linux-cd.sh: ISOLINUX, Debian's kernel, guest/linux-init)
 #   dom0.cpio       uncompressed dom0 initramfs: busybox, the Xen kernel modules, the Xen 4.17 toolstack and its
 #                   libraries, hvmloader, SeaBIOS, Debian's qemu-xen (/usr/libexec/xen-qemu-system-i386), ours
 #                   (/usr/bin/devicemodel), the ISOs, dom0/init + dom0/lib.sh + scenarios/
@@ -70,6 +71,9 @@ for n in 1 2; do
   xorriso -as mkisofs -quiet -V "XENCD$n" -b cdboot.bin -no-emul-boot -boot-load-size 4 -o "$OUT/cd$n.iso" "$G/cd" 2>/dev/null
 done
 
+# The Linux HVM guest's CD (ISOLINUX + Debian's kernel + busybox initramfs with uio_pci_generic and uiotest)
+"$X/build-linux-cd.sh" "$OUT/linux.iso"
+
 # ---------- dom0 initramfs ----------
 R=$OUT/dom0
 rm -rf "$R"
@@ -113,7 +117,7 @@ done
 [ $missing = 0 ] || { log "libraries missing for the dom0 tools (see above)"; exit 1; }
 cp "$OUT/devicemodel" "$R/usr/bin/devicemodel"
 cp "$OUT/qmp" "$R/usr/bin/qmp"
-cp "$OUT/cd1.iso" "$OUT/cd2.iso" "$R/xen/"
+cp "$OUT/cd1.iso" "$OUT/cd2.iso" "$OUT/linux.iso" "$R/xen/"
 cp "$X/dom0/init" "$R/init"; chmod +x "$R/init"
 cp "$X/dom0/lib.sh" "$X/dom0/cdcheck.sh" "$R/xen/"
 cp -r "$X/scenarios" "$R/xen/scenarios"

@@ -7,7 +7,8 @@
 #   root/                all of them extracted (xl, xenstored, libs, hvmloader, qemu-system-xen, SeaBIOS, ...)
 #   xen.elf              the hypervisor, gunzipped: an ELF32 multiboot image that `qemu -kernel` boots
 #   .complete            written last
-# Writes $CACHE/xen/setup-xen.env (XEN_DIR XEN_ROOT XEN_ELF XEN_VERSION) and prints it.
+#   isolinux-<version>/  ISOLINUX (isolinux + syslinux-common extracted): the Linux guest CD's boot loader
+# Writes $CACHE/xen/setup-xen.env (XEN_DIR XEN_ROOT XEN_ELF XEN_VERSION XEN_ISOLINUX) and prints it.
 # Also needs tests/scripts/setup.sh (the Debian kernel; this script runs it when setup.env is missing).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -60,10 +61,35 @@ if [ ! -f "$D/.complete" ]; then
   cd / && rm -rf "$D" && mv "$D.tmp" "$D"
 fi
 
+# The Linux HVM guest's boot loader: ISOLINUX (El Torito, no emulation) from Debian's isolinux + syslinux-common,
+# in its own cache directory (tests/xen/build-linux-cd.sh reads isolinux.bin and ldlinux.c32 from it).
+LOADER_PKGS="isolinux syslinux-common"
+LVER=$(apt-cache policy isolinux 2>/dev/null | sed -n 's/^ *Candidate: //p' | head -1 || true)
+if [ -z "$LVER" ] || [ "$LVER" = "(none)" ]; then
+  L=$(ls -dt "$XC"/isolinux-*/ 2>/dev/null | while read -r d; do [ -f "$d/.complete" ] && echo "${d%/}" && break; done || true)
+  [ -n "$L" ] || { log "cannot resolve isolinux (apt-cache policy) and nothing cached in $XC"; exit 1; }
+else
+  L=$XC/isolinux-${LVER//[:+~]/_}
+fi
+if [ ! -f "$L/.complete" ]; then
+  log "downloading ISOLINUX $LVER into $L"
+  rm -rf "$L.tmp" && mkdir -p "$L.tmp/debs" && cd "$L.tmp/debs"
+  # shellcheck disable=SC2086
+  apt-get download $LOADER_PKGS >&2
+  cd "$L.tmp"
+  for deb in debs/*.deb; do dpkg-deb -x "$deb" root; done
+  for f in root/usr/lib/ISOLINUX/isolinux.bin root/usr/lib/syslinux/modules/bios/ldlinux.c32; do
+    [ -e "$f" ] || { log "expected $f in the extracted packages"; exit 1; }
+  done
+  touch .complete
+  cd / && rm -rf "$L" && mv "$L.tmp" "$L"
+fi
+
 cat > "$XC/setup-xen.env" <<ENV
 XEN_DIR=$D
 XEN_ROOT=$D/root
 XEN_ELF=$D/xen.elf
 XEN_VERSION=$(basename "$D")
+XEN_ISOLINUX=$L/root
 ENV
 cat "$XC/setup-xen.env"

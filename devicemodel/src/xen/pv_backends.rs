@@ -13,10 +13,12 @@
 //! after they unplug the emulated disks (xen-platform unplug protocol) the PV frontend waits for a
 //! backend that stays in state 1, and the guest loses those disks.
 //!
-//! We do not write `device-model/<domid>/backends/*` (we serve none of them), leave the
+//! We do not write `device-model/<domid>/backends/*` (we serve none of them), leave the disk
 //! backends in state 1 and say so loudly: at start, when the toolstack adds one later (`xl
-//! block-attach`), and when the guest unplugs the emulated disks they stood in for. Everything
-//! read here is written by the toolstack, not the guest; it is still bounded.
+//! block-attach`), and when the guest unplugs the emulated disks they stood in for. The PV
+//! keyboard and framebuffer backends (vkbd, vfb) we mark Closed instead (see
+//! [`close_input_backends`]): a frontend bound to one would otherwise hold up the guest's boot.
+//! Everything read here is written by the toolstack, not the guest; it is still bounded.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::xenstore::Xenstore;
+use super::xenstore::{Xenstore, XsError};
 
 /// Backend kinds libxl expects qemu-xen to serve in-process (`QEMU_BACKEND()` in libxl_internal.h).
 pub const QEMU_BACKEND_KINDS: [&str; 5] = ["qdisk", "vkbd", "vfb", "qusb", "9pfs"];
@@ -69,6 +71,55 @@ impl fmt::Display for UnservedBackend {
         }
         Ok(())
     }
+}
+
+/// `XenbusStateInitialising` and `XenbusStateClosed` (xen/include/public/io/xenbus.h).
+const XENBUS_STATE_INITIALISING: &str = "1";
+const XENBUS_STATE_CLOSED: &str = "6";
+
+/// The PV keyboard and framebuffer: guests keep the emulated PS/2 devices (and VGA) without them.
+fn is_input(b: &UnservedBackend) -> bool {
+    b.kind == "vkbd" || b.kind == "vfb"
+}
+
+/// Marks the unserved vkbd/vfb backends among `list` Closed, when they are still in the state
+/// libxl wrote (Initialising). libxl gives every HVM guest a vkbd, and Linux's xen-kbdfront (built
+/// into Debian's kernels) binds it: at boot `xenbus_probe_frontend` then waits up to 30 s
+/// (`wait_for_devices`, for "non-essential" devices) for it to connect, which with nobody serving
+/// it never happens. A frontend that sees its backend Closed closes too (xen-kbdfront's
+/// `xenkbd_backend_changed`), so the wait ends at once. Disk backends stay in state 1: a frontend
+/// that gives up on a disk loses it just the same, and that is what the warnings are about.
+/// Read and write happen in one transaction, so a state libxl moved on meanwhile (Closing, on
+/// removal) is never overwritten.
+pub fn close_input_backends(xs: &Xenstore, domid: u16, list: &[UnservedBackend]) {
+    for b in list.iter().filter(|b| is_input(b)) {
+        let path = format!("backend/{}/{domid}/{}/state", b.kind, b.devid);
+        // xenstored answers EAGAIN when the transaction conflicted: try again (bounded).
+        for _attempt in 0..3 {
+            match close_if_initialising(xs, &path) {
+                Ok(true) => log::info!("{b}: not served; marked Closed so the guest's frontend does not wait for it"),
+                Ok(false) => {}
+                Err(XsError::Errno(e)) if e == "EAGAIN" => continue,
+                Err(e) => log::debug!("closing {b}: {e}"),
+            }
+            break;
+        }
+    }
+}
+
+/// One transaction: `path` from Initialising to Closed; Ok(false) when it held another state.
+fn close_if_initialising(xs: &Xenstore, path: &str) -> Result<bool, XsError> {
+    let tx = xs.transaction_start()?;
+    let result = xs.read_in(tx, path).and_then(|v| {
+        if v == XENBUS_STATE_INITIALISING.as_bytes() {
+            xs.write_in(tx, path, XENBUS_STATE_CLOSED.as_bytes()).map(|()| true)
+        } else {
+            Ok(false)
+        }
+    });
+    let commit = matches!(result, Ok(true));
+    xs.transaction_end(tx, commit)?;
+    result
 }
 
 fn bounded(mut s: String) -> String {
@@ -121,9 +172,9 @@ fn join(list: &[&UnservedBackend]) -> String {
 pub fn describe(list: &[UnservedBackend], when: &str) -> Vec<(log::Level, String)> {
     let disks: Vec<&UnservedBackend> = list.iter().filter(|b| b.is_disk()).collect();
     let cds: Vec<&UnservedBackend> = list.iter().filter(|b| b.is_cdrom()).collect();
-    // vkbd/vfb: libxl adds a vkbd to every HVM guest; guests keep the emulated PS/2 devices and
-    // Linux does not wait for these at boot (xenbus_probe_frontend skips them).
-    let input = |b: &&UnservedBackend| b.kind == "vkbd" || b.kind == "vfb";
+    // vkbd/vfb: libxl adds a vkbd to every HVM guest; guests keep the emulated PS/2 devices, and
+    // close_input_backends keeps Linux from waiting for them at boot.
+    let input = |b: &&UnservedBackend| is_input(b);
     let inputs: Vec<&UnservedBackend> = list.iter().filter(input).collect();
     let others: Vec<&UnservedBackend> = list.iter().filter(|b| b.kind != "qdisk" && !input(b)).collect();
     let mut out = Vec::new();
@@ -180,6 +231,7 @@ impl UnservedBackends {
     pub fn start(xs: &Xenstore, domid: u16) -> Self {
         let initial = list_unserved(xs, domid);
         report(&initial, "at start");
+        close_input_backends(xs, domid, &initial);
         let known = Arc::new(Mutex::new(initial));
         let stop = Arc::new(AtomicBool::new(false));
         // A second connection: the main one belongs to the ioreq path, and watch events need a
@@ -251,6 +303,7 @@ fn watch_loop(xs: &Xenstore, domid: u16, known: &Mutex<Vec<UnservedBackend>>, st
         drop(known);
         if !added.is_empty() {
             report(&added, "added while running");
+            close_input_backends(xs, domid, &added);
         }
     }
 }
@@ -335,6 +388,40 @@ mod tests {
         assert_eq!(msgs.len(), 2, "{msgs:?}");
         assert_eq!(msgs[1].0, log::Level::Warn);
         assert!(msgs[1].1.contains("qusb/0") && !msgs[1].1.contains("vkbd"), "{}", msgs[1].1);
+    }
+
+    #[test]
+    fn unserved_keyboard_and_framebuffer_backends_are_closed_disks_are_left_alone() {
+        let xs = connected();
+        libxl_disks(&xs, 3);
+        add(&xs, "vkbd", 3, "0", &[("state", "1")]);
+        add(&xs, "vfb", 3, "0", &[("state", "1")]);
+        // a vkbd libxl is already removing (Closing) is not touched
+        add(&xs, "vkbd", 3, "1", &[("state", "5")]);
+        close_input_backends(&xs, 3, &list_unserved(&xs, 3));
+        let state = |kind: &str, devid: &str| xs.read_string(&format!("backend/{kind}/3/{devid}/state")).unwrap();
+        assert_eq!(state("vkbd", "0"), "6");
+        assert_eq!(state("vfb", "0"), "6");
+        assert_eq!(state("vkbd", "1"), "5");
+        assert_eq!((state("qdisk", "768"), state("qdisk", "5632")), ("1".into(), "1".into()), "disks stay in state 1");
+    }
+
+    #[test]
+    fn a_keyboard_backend_added_while_running_is_closed() {
+        let xs = Arc::new(connected());
+        let known = Arc::new(Mutex::new(list_unserved(&xs, 3)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (x, k, s) = (xs.clone(), known.clone(), stop.clone());
+        let watcher = std::thread::spawn(move || watch_loop(&x, 3, &k, &s));
+        add(&xs, "vkbd", 3, "0", &[("state", "1")]);
+        let t0 = std::time::Instant::now();
+        let closed = || xs.read_string("backend/vkbd/3/0/state").ok().as_deref() == Some("6");
+        while !closed() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::SeqCst);
+        watcher.join().unwrap();
+        assert!(closed(), "state is {:?}", xs.read_string("backend/vkbd/3/0/state"));
     }
 
     #[test]
