@@ -20,6 +20,15 @@ pub trait InterruptLine: Send + Sync {
 /// A message-signalled interrupt (PCI 3.0 section 6.8): a DWORD write of `data` to `address`.
 pub trait MsiSink: Send + Sync {
     fn send_msi(&self, address: u64, data: u32);
+
+    /// Whether the platform masks this message itself, so the function's own mask bits must not
+    /// hold it back. Xen: a guest that maps an MSI onto an event-channel PIRQ writes vector 0
+    /// with the PIRQ in the destination bits, and masks it through the event channel; its
+    /// MSI-X Mask Bit may stay set (QEMU's `msix_vector_masked` ignores it for such entries).
+    fn masked_elsewhere(&self, address: u64, data: u32) -> bool {
+        let _ = (address, data);
+        false
+    }
 }
 
 /// An interrupt line that goes nowhere, for devices whose IRQ is not wired and for unit tests

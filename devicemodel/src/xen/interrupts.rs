@@ -75,6 +75,13 @@ impl MsiSink for XenMsi {
             log::error!("MSI {address:#x}/{data:#x}: {e}");
         }
     }
+
+    /// A message with vector 0 is one the guest remapped onto an event-channel PIRQ (Linux's
+    /// `xen_hvm_setup_msi_irqs`: the PIRQ in the destination bits); Xen delivers it to the PIRQ
+    /// and the guest masks it through the event channel, leaving the MSI-X Mask Bit as it was.
+    fn masked_elsewhere(&self, _address: u64, data: u32) -> bool {
+        data & 0xff == 0
+    }
 }
 
 /// Every interrupt of the machine on Xen. Xen keeps one level per ISA IRQ and one per (device,
@@ -168,6 +175,34 @@ mod tests {
                 [XEN_DMOP_SET_PCI_INTX_LEVEL as u64, 0, 0, 3, 1]
             ]
         );
+    }
+
+    #[test]
+    fn pirq_remapped_msix_entries_are_not_held_back_by_their_mask_bit() {
+        use devices::pci::config::{BarKind, ConfigSpace, PciIds};
+        use devices::pci::msix::{MsixCapability, MsixLocation};
+        let (t, dm) = dm();
+        let mut config = ConfigSpace::new(PciIds::default());
+        config.declare_bar(1, BarKind::Memory32 { prefetchable: false }, 0x1000).unwrap();
+        let loc = |offset| MsixLocation { bar: 1, offset };
+        let mut msix =
+            MsixCapability::new(&mut config, 2, loc(0), loc(0x800), std::sync::Arc::new(XenMsi::new(dm))).unwrap();
+        // Entry 0: a native message (vector 0x31), entry 1: PIRQ 40 remapped (vector 0); both
+        // left with their Mask Bit set, as Linux's Xen PIRQ path leaves them.
+        let entry = |msix: &mut MsixCapability, i: u64, addr: u32, data: u32| {
+            msix.bar_write(1, i * 16, &addr.to_le_bytes());
+            msix.bar_write(1, i * 16 + 8, &data.to_le_bytes());
+        };
+        entry(&mut msix, 0, 0xfee0_0000, 0x4031);
+        entry(&mut msix, 1, 0xfee2_8000, 0x4300);
+        let cap = msix.offset();
+        config.write(u16::from(cap) + 2, &0x8000u16.to_le_bytes());
+        msix.after_config_write(&config);
+        msix.fire(0);
+        msix.fire(1);
+        let c = t.take();
+        let sent: Vec<u64> = c.iter().map(|c| c.field(0, 4)).collect();
+        assert_eq!(sent, vec![0x4300], "only the PIRQ-remapped message goes out; the native one waits for unmask");
     }
 
     #[test]

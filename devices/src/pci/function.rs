@@ -82,6 +82,9 @@ impl MsiSink for BusMasterMsi {
             crate::guest_warn!("PCI function sent an MSI with bus mastering disabled; dropped");
         }
     }
+    fn masked_elsewhere(&self, address: u64, data: u32) -> bool {
+        self.inner.masked_elsewhere(address, data)
+    }
 }
 
 /// Guest memory as one function's DMA sees it: refused while the function may not master the bus.

@@ -202,9 +202,15 @@ impl MsixCapability {
         }
     }
 
+    /// An entry's Mask Bit, unless the platform masks the entry's message itself
+    /// ([`MsiSink::masked_elsewhere`]).
+    fn entry_masked(&self, entry: &MsixEntry) -> bool {
+        entry.masked && !self.sink.masked_elsewhere(entry.address, entry.data)
+    }
+
     fn deliver_if_unmasked(&mut self, vector: usize) {
         let Some(&entry) = self.entries.get(vector) else { return };
-        if self.deliverable() && !entry.masked && self.is_pending(vector as u16) {
+        if self.deliverable() && !self.entry_masked(&entry) && self.is_pending(vector as u16) {
             self.set_pending(vector, false);
             self.sink.send_msi(entry.address, entry.data);
         }
@@ -216,7 +222,7 @@ impl MsixCapability {
     /// MSI-X is disabled is also held pending; the device should be using INTx then.
     pub fn fire(&mut self, vector: u16) -> MsiOutcome {
         let Some(&entry) = self.entries.get(vector as usize) else { return MsiOutcome::InvalidVector };
-        if !self.deliverable() || entry.masked {
+        if !self.deliverable() || self.entry_masked(&entry) {
             self.set_pending(vector as usize, true);
             return if self.enabled { MsiOutcome::Pending } else { MsiOutcome::Disabled };
         }
