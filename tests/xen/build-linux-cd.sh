@@ -26,7 +26,7 @@ for a in $(/bin/busybox --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/
 cc="gcc -static"; command -v musl-gcc >/dev/null && cc="musl-gcc -static"
 $cc -Os -Wall -o "$R/bin/uiotest" "$ROOT/tests/guest-tools/uiotest.c" || { log "building uiotest failed"; exit 1; }
 strip "$R/bin/uiotest"
-python3 "$ROOT/tests/scripts/resolve-modules.py" "$KMOD" uio_pci_generic \
+python3 "$ROOT/tests/scripts/resolve-modules.py" "$KMOD" uio_pci_generic virtio_pci virtio_rng \
   | while read -r m; do cp "$m" "$R/mods/"; basename "$m" .ko; done > "$R/mods/order"
 cp "$X/guest/linux-init" "$R/init"; chmod +x "$R/init"
 # xz (the kernel's decoder wants crc32 and allocates the whole dictionary: 4 MiB, more than the archive): SeaBIOS reads the CD by PIO, several ioreqs per 2 KB sector, which costs

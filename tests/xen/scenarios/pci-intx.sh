@@ -26,7 +26,7 @@ pci_intx() {
   guest_cfg "$name" "$dm" /xen/linux.iso
   # Debian's kernel and its initramfs need more than the CD payload's 32 MB
   sed -i 's/^memory = .*/memory = 128/' "$cfg"
-  echo 'device_model_args_hvm = [ "-device", "edu" ]' >> "$cfg"
+  echo 'device_model_args_hvm = [ "-device", "edu", "-device", "virtio-rng-pci,disable-legacy=on" ]' >> "$cfg"
   create "$name"
   create_wait "$name" 90
   if [ "$XLRC" != 0 ]; then bad "xl create rc=$XLRC"; diag "$name"; return 1; fi
@@ -51,6 +51,12 @@ pci_intx() {
   grep -q '^uiotest irqs received=5 of 5' "$f" && ok "uiotest received 5 of 5 interrupts" || bad "uiotest did not receive 5 of 5"
   grep -q '^XENLINUX-PROCIRQ .* uio_pci_generic total=5 ' "$f" && ok "/proc/interrupts counts 5 for uio_pci_generic" \
     || bad "/proc/interrupts does not count 5 for uio_pci_generic: $(grep XENLINUX-PROCIRQ "$f")"
+  # virtio-rng-pci: Linux's virtio_rng reads /dev/hwrng through it, and its interrupts are counted (the line says
+  # whether Linux chose MSI-X, a Xen event-channel PIRQ through XEN_DMOP_inject_msi on ours, or INTx).
+  grep -q '^XENLINUX-HWRNG rng=virtio_rng.0 differ=yes' "$f" && ok "virtio_rng feeds /dev/hwrng" \
+    || bad "virtio_rng did not feed /dev/hwrng: $(grep XENLINUX-HWRNG "$f")"
+  grep -Eq '^XENLINUX-VIRTIOIRQ total=[1-9]' "$f" && ok "virtio interrupts counted: $(grep XENLINUX-VIRTIOIRQ "$f")" \
+    || bad "no virtio interrupts counted: $(grep XENLINUX-VIRTIOIRQ "$f")"
   grep -q '^XENLINUX-DONE rc=0' "$f" && ok "guest test rc=0" || bad "guest test failed: $(grep XENLINUX-DONE "$f")"
   # libxl gives every HVM guest a PV keyboard (vkbd) and Debian's kernel has xen-kbdfront built in: its boot waits
   # up to 30 s for that device unless the backend connects (qemu-xen: vkbd=Connected) or is Closed (ours, which does
