@@ -103,9 +103,9 @@ impl DirectFile {
             let iov = iovs[next..].as_ptr();
             // at <= image length (checked above), which fits off_t.
             let done = if write {
-                // SAFETY: `iov[..n]` describes the caller's guest slices, which stay mapped for
-                // this call (the slices borrow their mapping and `guards` keeps them pinned);
-                // pwritev only reads them.
+                // `iov[..n]` describes the caller's guest slices, which stay mapped for this call
+                // (the slices borrow their mapping and `guards` keeps them pinned).
+                // SAFETY: the iovecs are valid for the call, as said above; pwritev only reads them.
                 unsafe { libc::pwritev(fd, iov, n as libc::c_int, at as libc::off_t) }
             } else {
                 // SAFETY: as above; preadv writes only inside the described slices, which are

@@ -351,8 +351,8 @@ struct LoopTimer {
     shared: Weak<Shared>,
 }
 
-impl LoopTimer {
-    fn set(&self, deadline: Option<u64>, period: u64) {
+impl Timer for LoopTimer {
+    fn program(&self, deadline: Option<u64>, period: u64) {
         let Some(shared) = self.shared.upgrade() else { return };
         let mut st = shared.lock();
         if let Some(t) = st.timers.get_mut(&self.id) {
@@ -360,18 +360,6 @@ impl LoopTimer {
             t.period = period;
         }
         st.reprogram(&*shared.clock);
-    }
-}
-
-impl Timer for LoopTimer {
-    fn arm_at(&self, deadline_ns: u64) {
-        self.set(Some(deadline_ns), 0);
-    }
-    fn arm_periodic(&self, first_ns: u64, period_ns: u64) {
-        self.set(Some(first_ns), period_ns);
-    }
-    fn cancel(&self) {
-        self.set(None, 0);
     }
 }
 

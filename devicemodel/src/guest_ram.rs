@@ -61,10 +61,11 @@ impl GuestMemory for DeviceRam {
         let slices = backend_slices(&*self.ram, ranges)?;
         let plain: Vec<VolatileSlice<'_>> = slices
             .iter()
-            // SAFETY: each pointer and length come from a vm-memory slice of a region of
-            // `self.ram`, which stays mapped while `self` is borrowed (regions are never removed
-            // from a running machine); the plain slices do not escape this call, which borrows
-            // `self`. Only the bitmap is dropped: dirty pages are marked explicitly below.
+            // Each pointer and length come from a vm-memory slice of a region of `self.ram`, which
+            // stays mapped while `self` is borrowed (regions are never removed from a running
+            // machine); the plain slices do not escape this call. Only the bitmap is dropped:
+            // dirty pages are marked explicitly below.
+            // SAFETY: the slice lies in a live mapping that outlives its use, as said above.
             .map(|s| unsafe { VolatileSlice::new(s.ptr_guard_mut().as_ptr(), s.len()) })
             .collect();
         f(&plain);

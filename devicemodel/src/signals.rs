@@ -27,9 +27,9 @@ extern "C" fn on_terminate(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc
         // SAFETY: errno is thread-local and `__errno_location` returns this thread's; the handler
         // saves and restores it so that the interrupted code never sees write's errno.
         let saved = unsafe { *libc::__errno_location() };
-        // SAFETY: `fd` is the eventfd kept open for the life of the process in WAKEUP; the buffer
-        // is a live u64, the 8 bytes an eventfd write takes. A full counter (EAGAIN) is harmless:
-        // the loop has a wake-up pending anyway.
+        // A full counter (EAGAIN) is harmless: the loop has a wake-up pending anyway.
+        // SAFETY: `fd` is the eventfd WAKEUP keeps open for the process's life; the buffer is a
+        // live u64, the 8 bytes an eventfd write takes.
         unsafe { libc::write(fd, (&one as *const u64).cast(), std::mem::size_of::<u64>()) };
         // SAFETY: as above.
         unsafe { *libc::__errno_location() = saved };

@@ -31,6 +31,29 @@ pub trait MsiSink: Send + Sync {
     }
 }
 
+/// An MSI sink that keeps every message (address, data) in order; for unit tests.
+#[derive(Debug, Default)]
+pub struct RecordingMsiSink {
+    messages: std::sync::Mutex<Vec<(u64, u32)>>,
+}
+
+impl RecordingMsiSink {
+    /// The messages sent so far.
+    pub fn messages(&self) -> Vec<(u64, u32)> {
+        self.messages.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// The messages sent so far, and clears the list.
+    pub fn take(&self) -> Vec<(u64, u32)> {
+        std::mem::take(&mut *self.messages.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl MsiSink for RecordingMsiSink {
+    fn send_msi(&self, address: u64, data: u32) {
+        self.messages.lock().unwrap_or_else(|e| e.into_inner()).push((address, data));
+    }
+}
+
 /// An interrupt line that goes nowhere, for devices whose IRQ is not wired and for unit tests
 /// that do not look at the line.
 #[derive(Debug, Default)]

@@ -27,16 +27,26 @@ pub type Callback = Box<dyn FnMut() + Send>;
 
 /// One timer of a device. Dropping it cancels it for good.
 pub trait Timer: Send + Sync {
+    /// What a service implements: the next deadline (`None`: disarmed) and the period after it
+    /// (0: one-shot), replacing any earlier arming.
+    fn program(&self, deadline_ns: Option<u64>, period_ns: u64);
+
     /// Fires once when the clock reaches `deadline_ns`, replacing any earlier arming. A deadline
     /// already past fires as soon as the service gets to it.
-    fn arm_at(&self, deadline_ns: u64);
+    fn arm_at(&self, deadline_ns: u64) {
+        self.program(Some(deadline_ns), 0);
+    }
     /// Fires at `first_ns`, then every `period_ns`, until cancelled or re-armed. A service that
     /// falls behind runs the callback once for all the periods it missed (the device derives
     /// how many from the clock), so a slow host never queues a burst of stale callbacks.
     /// A zero period arms a one-shot timer.
-    fn arm_periodic(&self, first_ns: u64, period_ns: u64);
+    fn arm_periodic(&self, first_ns: u64, period_ns: u64) {
+        self.program(Some(first_ns), period_ns);
+    }
     /// Disarms the timer; it can be armed again.
-    fn cancel(&self);
+    fn cancel(&self) {
+        self.program(None, 0);
+    }
 }
 
 /// Wakes the service's thread to run a callback; callable from any thread (a backend's I/O
@@ -179,26 +189,14 @@ struct ManualTimer {
     state: Weak<Mutex<ManualState>>,
 }
 
-impl ManualTimer {
-    fn set(&self, deadline: Option<u64>, period: u64) {
+impl Timer for ManualTimer {
+    fn program(&self, deadline: Option<u64>, period: u64) {
         if let Some(state) = self.state.upgrade() {
             if let Some(t) = state.lock().unwrap_or_else(PoisonError::into_inner).timers.get_mut(&self.id) {
                 t.0 = deadline;
                 t.1 = period;
             }
         }
-    }
-}
-
-impl Timer for ManualTimer {
-    fn arm_at(&self, deadline_ns: u64) {
-        self.set(Some(deadline_ns), 0);
-    }
-    fn arm_periodic(&self, first_ns: u64, period_ns: u64) {
-        self.set(Some(first_ns), period_ns);
-    }
-    fn cancel(&self) {
-        self.set(None, 0);
     }
 }
 

@@ -165,10 +165,9 @@ impl MappedPages {
     /// so it cannot outlive the mapping.
     pub fn volatile_slice(&self, offset: usize, len: usize) -> io::Result<vm_memory::VolatileSlice<'_>> {
         self.check(offset, len)?;
-        // SAFETY: `offset..offset+len` lies inside this live, readable and writable shared
-        // mapping (checked above), which is unmapped only when `self` drops; the slice's lifetime
-        // is tied to `&self`. VolatileSlice only does volatile accesses, as the guest writes
-        // this memory concurrently.
+        // VolatileSlice only does volatile accesses, as the guest writes this memory concurrently.
+        // SAFETY: `offset..offset+len` lies inside this live shared mapping (checked above),
+        // unmapped only when `self` drops; the slice's lifetime is tied to `&self`.
         Ok(unsafe { vm_memory::VolatileSlice::new(self.ptr.as_ptr().add(offset), len) })
     }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::spec::*;
 use super::Edu;
 use crate::bus::IoBus;
-use crate::interrupt::{MsiSink, RecordingLine};
+use crate::interrupt::RecordingLine;
 use crate::memory::{GuestMemory, TestMemory};
 use crate::pci::function::PciResources;
 use crate::pci::PciAddress;
@@ -15,13 +15,7 @@ use crate::snapshot::{restore_from, save_to_vec, Snapshot};
 const BAR0: u64 = 0xfe00_0000;
 const SLOT: u8 = 3;
 
-#[derive(Default)]
-struct Messages(Mutex<Vec<(u64, u32)>>);
-impl MsiSink for Messages {
-    fn send_msi(&self, address: u64, data: u32) {
-        self.0.lock().unwrap().push((address, data));
-    }
-}
+type Messages = crate::interrupt::RecordingMsiSink;
 
 struct Rig {
     bus: IoBus,
@@ -126,7 +120,7 @@ fn with_msi_enabled_each_raise_is_one_message() {
     r.write32(IRQ_RAISE, 1);
     r.write32(IRQ_RAISE, 2);
     assert!(!r.pin.level(), "no INTx while MSI is enabled");
-    assert_eq!(*r.msgs.0.lock().unwrap(), vec![(0xfee0_0000, 0x4041), (0xfee0_0000, 0x4041)]);
+    assert_eq!(r.msgs.messages(), vec![(0xfee0_0000, 0x4041), (0xfee0_0000, 0x4041)]);
 }
 
 #[test]

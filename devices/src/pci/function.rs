@@ -404,15 +404,8 @@ mod tests {
     use crate::interrupt::RecordingLine;
     use crate::memory::TestMemory;
     use crate::pci::config::{BarKind, COMMAND, COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE, STATUS, STATUS_INTERRUPT};
-    use std::sync::Mutex;
 
-    #[derive(Default)]
-    struct Messages(Mutex<Vec<(u64, u32)>>);
-    impl MsiSink for Messages {
-        fn send_msi(&self, address: u64, data: u32) {
-            self.0.lock().unwrap().push((address, data));
-        }
-    }
+    type Messages = crate::interrupt::RecordingMsiSink;
 
     struct Fixture {
         f: PciFunction,
@@ -474,13 +467,13 @@ mod tests {
         f.config_write(cap + 0xc, &0x41u16.to_le_bytes());
         f.config_write(cap + 2, &1u16.to_le_bytes()); // MSI Enable
         assert_eq!(f.signal(0), Signalled::Msi(MsiOutcome::Sent));
-        assert!(msgs.0.lock().unwrap().is_empty(), "no bus mastering: the write never happens");
+        assert!(msgs.messages().is_empty(), "no bus mastering: the write never happens");
         assert_eq!(f.dropped_msis(), 1);
         command(&mut f, COMMAND_BUS_MASTER);
         dma.write(0x100, &[1, 2, 3]).unwrap();
         assert_eq!(ram.take_dirty_pages(), vec![0]);
         f.signal(0);
-        assert_eq!(*msgs.0.lock().unwrap(), vec![(0xfee0_0000, 0x41)]);
+        assert_eq!(msgs.messages(), vec![(0xfee0_0000, 0x41)]);
     }
 
     #[test]
@@ -506,10 +499,10 @@ mod tests {
         let mut pba_bits = [0u8; 8];
         assert!(f.msix_bar_read(1, 0x800, &mut pba_bits));
         assert_eq!(u64::from_le_bytes(pba_bits), 0b10, "the PBA shows vector 1 pending");
-        assert!(msgs.0.lock().unwrap().is_empty());
+        assert!(msgs.messages().is_empty());
         // Unmasking the entry releases the message and clears the pending bit.
         f.msix_bar_write(1, entry + 12, &0u32.to_le_bytes());
-        assert_eq!(*msgs.0.lock().unwrap(), vec![(0xfee0_1000, 0x55)]);
+        assert_eq!(msgs.messages(), vec![(0xfee0_1000, 0x55)]);
         f.msix_bar_read(1, 0x800, &mut pba_bits);
         assert_eq!(u64::from_le_bytes(pba_bits), 0);
         // While MSI-X is enabled a raised INTx request does not drive the pin.

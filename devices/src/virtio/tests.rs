@@ -8,7 +8,7 @@ use super::pci::*;
 use super::rng::{VirtioRng, MAX_BYTES_PER_REQUEST};
 use super::spec::*;
 use crate::bus::IoBus;
-use crate::interrupt::{MsiSink, RecordingLine};
+use crate::interrupt::RecordingLine;
 use crate::memory::{GuestMemory, TestMemory, PAGE_SIZE};
 use crate::pci::function::PciResources;
 use crate::pci::PciAddress;
@@ -24,18 +24,7 @@ const USED: u64 = 0x3000;
 const QUEUE_VECTOR: u16 = 1;
 const CONFIG_VECTOR: u16 = 0;
 
-#[derive(Default)]
-struct Messages(Mutex<Vec<(u64, u32)>>);
-impl MsiSink for Messages {
-    fn send_msi(&self, address: u64, data: u32) {
-        self.0.lock().unwrap().push((address, data));
-    }
-}
-impl Messages {
-    fn take(&self) -> Vec<(u64, u32)> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
+type Messages = crate::interrupt::RecordingMsiSink;
 
 struct Rig {
     bus: IoBus,
