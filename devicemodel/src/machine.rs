@@ -30,6 +30,8 @@ pub struct Wiring {
     pub timers: Arc<dyn TimerService>,
     /// Guest RAM for device DMA (dirty-tracked).
     pub dma_memory: Arc<dyn GuestMemory>,
+    /// Video memory for display devices (allocated, mapped at BAR0 and dirty-tracked).
+    pub vram: Arc<dyn devices::display::VramService>,
     /// With Xen's `xenfv` machine: the xen-platform device's host side.
     pub xen_platform: Option<Arc<dyn devices::xen_platform::XenPlatformHost>>,
     /// `-serial pty` ports' ptys, by serial index.
@@ -73,6 +75,8 @@ pub struct Machine {
     pub ide: IdeHandle,
     /// Every device with guest-visible state, for save/restore.
     pub devices: crate::migration::MachineDevices,
+    /// What the consoles show (VNC, `screendump`), primary first.
+    pub displays: Vec<devices::display::SharedDisplay>,
 }
 
 fn serial_output(
@@ -106,7 +110,7 @@ fn ide_io_thread(channel: usize) -> Result<Arc<dyn devices::storage::worker::IoW
 
 impl Machine {
     pub fn build(cfg: &Config, wiring: Wiring, ide_drives: IdeDrives) -> Result<Machine, MachineError> {
-        let Wiring { interrupts, control, timers, dma_memory, xen_platform, ptys } = wiring;
+        let Wiring { interrupts, control, timers, dma_memory, vram, xen_platform, ptys } = wiring;
         let serial_outputs = cfg
             .serials
             .iter()
@@ -130,16 +134,17 @@ impl Machine {
                 // Bus-master transfers run on one I/O thread per channel, off the vCPU.
                 ide_io_workers: Some([ide_io_thread(0)?, ide_io_thread(1)?]),
             },
-            Platform { interrupts, control, timers, dma_memory },
+            Platform { interrupts, control, timers, dma_memory, vram },
         )
         .map_err(|e| MachineError(e.to_string()))?;
         let Pc { serials, cmos, ide, devices: mut builder, .. } = pc;
         // -device NAME,... from the registry, in command-line order.
         crate::registry::attach_all(&cfg.devices, &mut builder).map_err(|e| MachineError(e.to_string()))?;
         let bus = builder.bus.clone();
+        let displays = builder.displays().to_vec();
         let devices =
             crate::migration::MachineDevices { bus: bus.clone(), saved: builder.saved().to_vec(), dirty_log: None };
-        Ok(Machine { bus, serials, cmos, ide, devices })
+        Ok(Machine { bus, serials, cmos, ide, devices, displays })
     }
 }
 
@@ -238,6 +243,7 @@ pub fn run_on_kvm(
         control: control.clone(),
         timers,
         dma_memory: Arc::new(DeviceRam::new(ram.clone())),
+        vram: Arc::new(devices::display::HostVram),
         xen_platform: None,
         ptys: ptys.to_vec(),
     };

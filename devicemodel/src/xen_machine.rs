@@ -103,6 +103,7 @@ pub fn run_on_xen(
         control: backend.vm_control(),
         timers,
         dma_memory: mem.clone(),
+        vram: Arc::new(devices::display::HostVram),
         xen_platform: Some(host.clone()),
         ptys: ptys.to_vec(),
     };

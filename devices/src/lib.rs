@@ -11,7 +11,9 @@
 pub mod bus;
 pub mod chipset;
 pub mod clock;
+pub mod display;
 pub mod edu;
+pub mod input;
 pub mod interrupt;
 pub mod legacy;
 pub mod memory;

@@ -266,6 +266,7 @@ pub(crate) mod tests {
             control: Arc::new(RecordingVmControl::default()),
             timers,
             dma_memory: Arc::new(TestMemory::new(1 << 20)),
+            vram: Arc::new(devices::display::HostVram),
             xen_platform: Some(Arc::new(NoHost)),
             ptys: Vec::new(),
         };
@@ -405,6 +406,7 @@ pub(crate) mod tests {
                 control: Arc::new(RecordingVmControl::default()),
                 timers,
                 dma_memory: Arc::new(TestMemory::new(1 << 20)),
+                vram: Arc::new(devices::display::HostVram),
                 xen_platform: Some(Arc::new(NoHost)),
                 ptys: Vec::new(),
             };
@@ -447,6 +449,7 @@ mod attached_device_tests {
             control: Arc::new(RecordingVmControl::default()),
             timers: devices::timer::ManualTimers::new(Arc::new(ManualClock::new(0))),
             dma_memory: Arc::new(TestMemory::new(1 << 20)),
+            vram: Arc::new(devices::display::HostVram),
             xen_platform: None,
             ptys: Vec::new(),
         };

@@ -30,6 +30,7 @@ mod tests {
             control: vm.clone(),
             timers: ManualTimers::new(Arc::new(ManualClock::new(0))),
             dma_memory: Arc::new(TestMemory::new(1 << 20)),
+            vram: Arc::new(crate::display::HostVram),
         };
         let config = PcConfig {
             ram_below_4g: 1 << 20,

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::bus::{AddressSpace, BusDevice, IoBus};
 use crate::chipset::{i440fx::I440fx, piix3, piix3::Piix3, piix4_pm};
 use crate::clock::Clock;
+use crate::display::{SharedDisplay, VramService};
 use crate::interrupt::{InterruptService, IntxPin};
 use crate::legacy::{cmos::Cmos, debug_port, i8042::I8042, reset, serial::Serial};
 use crate::memory::GuestMemory;
@@ -37,6 +38,9 @@ pub struct Platform {
     pub timers: Arc<dyn TimerService>,
     /// Guest RAM for device DMA (dirty-tracked).
     pub dma_memory: Arc<dyn GuestMemory>,
+    /// Video memory for display devices: allocated, mapped at BAR0 and dirty-tracked by the
+    /// backend ([`crate::display::HostVram`] where the guest never maps it directly).
+    pub vram: Arc<dyn VramService>,
 }
 
 impl Platform {
@@ -106,12 +110,19 @@ pub struct DeviceBuilder {
     pub platform: Platform,
     used_slots: std::collections::BTreeSet<u8>,
     saved: Vec<SavedDevice>,
+    displays: Vec<SharedDisplay>,
 }
 
 impl DeviceBuilder {
     /// A builder over an empty bus.
     pub fn new(platform: Platform) -> Self {
-        DeviceBuilder { bus: Arc::new(IoBus::new()), platform, used_slots: Default::default(), saved: Vec::new() }
+        DeviceBuilder {
+            bus: Arc::new(IoBus::new()),
+            platform,
+            used_slots: Default::default(),
+            saved: Vec::new(),
+            displays: Vec::new(),
+        }
     }
 
     pub fn control(&self) -> Arc<dyn VmControl> {
@@ -220,6 +231,16 @@ impl DeviceBuilder {
     /// The devices to save and restore, in attach order.
     pub fn saved(&self) -> &[SavedDevice] {
         &self.saved
+    }
+
+    /// Registers a display for the consoles (VNC, `screendump`); the first one is the primary.
+    pub fn add_display(&mut self, display: SharedDisplay) {
+        self.displays.push(display);
+    }
+
+    /// The displays, primary first.
+    pub fn displays(&self) -> &[SharedDisplay] {
+        &self.displays
     }
 }
 
@@ -354,6 +375,7 @@ mod tests {
             control: Arc::new(RecordingVmControl::default()),
             timers: crate::timer::ManualTimers::new(Arc::new(ManualClock::new(0))),
             dma_memory: Arc::new(TestMemory::new(1 << 20)),
+            vram: Arc::new(crate::display::HostVram),
         }
     }
 
