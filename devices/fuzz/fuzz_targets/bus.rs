@@ -33,6 +33,7 @@ fn pc_bus() -> Arc<IoBus> {
         control: vm.clone(),
         timers: devices::timer::ManualTimers::new(Arc::new(ManualClock::new(1_700_000_000))),
         dma_memory: Arc::new(TestMemory::new(1 << 20)),
+        vram: Arc::new(devices::display::HostVram),
     };
     let disk = Arc::new(MemoryBackend::new(vec![0x5a; 64 * 512], false));
     let cd = Arc::new(MemoryBackend::new(vec![0xa5; 8 * 2048], true));
