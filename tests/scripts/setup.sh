@@ -22,6 +22,10 @@ have xorriso || need+=(xorriso)
 have python3 || need+=(python3)
 have file || need+=(file)
 have dpkg-deb || need+=(dpkg)
+# A real VNC client for devicemodel/tests/vnc_real_client.rs (gvnccapture writes PNGs, no X
+# needed) and QEMU's keymaps for -k (the VNC server reads /usr/share/qemu/keymaps).
+have gvnccapture || need+=(gvncviewer)
+[ -f /usr/share/qemu/keymaps/en-us ] || need+=(qemu-system-data)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   log "installing ${need[*]}"
