@@ -77,7 +77,10 @@ fn gvnccapture_sees_the_exact_pattern() {
     let console = Console::new(Arc::new(event_loop.handle()));
     let (w, h) = (320u32, 200u32);
     let display = Arc::new(Mutex::new(PatternDisplay::new(w, h)));
-    console.attach(&[display.clone() as SharedDisplay], MachineInput { keyboard: Arc::new(NoInput), pointer: Arc::new(NoInput) });
+    console.attach(
+        &[display.clone() as SharedDisplay],
+        MachineInput { keyboard: Arc::new(NoInput), pointer: Arc::new(NoInput) },
+    );
     // A free display between 50 and 99 (5950-5999), as libxl's to=99 finds one.
     let cfg = VncConfig::parse("127.0.0.1:50,to=99").unwrap().unwrap();
     let server = VncServer::start(VncOptions::new(cfg), console.clone(), EventSender::new()).unwrap();
