@@ -8,6 +8,7 @@
 //! [`VramService`].
 
 pub mod framebuffer;
+pub mod vga;
 pub mod vram;
 
 pub use framebuffer::{DirtyTiles, Framebuffer, Rect, TILE};
