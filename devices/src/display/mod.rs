@@ -8,6 +8,7 @@
 //! [`VramService`].
 
 pub mod framebuffer;
+pub mod stdvga;
 pub mod vga;
 pub mod vram;
 
