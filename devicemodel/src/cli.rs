@@ -953,12 +953,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                 let v = value("VGA type")?;
                 match v.as_str() {
                     "none" => {}
-                    // QEMU's -vga std is -device VGA with its defaults.
-                    "std" => cfg.devices.push(crate::registry::DeviceRequest {
-                        driver: "VGA".into(),
-                        props: Vec::new(),
-                        text: "VGA (from -vga std)".into(),
-                    }),
+                    // QEMU's -vga std is -device VGA with its defaults, made with the board
+                    // (before any -device), so it takes the first free slot, 00:02.0.
+                    "std" => cfg.devices.insert(
+                        0,
+                        crate::registry::DeviceRequest {
+                            driver: "VGA".into(),
+                            props: Vec::new(),
+                            text: "VGA (from -vga std)".into(),
+                        },
+                    ),
                     _ => return err(format!("-vga {v}: unsupported VGA card (supported: std, none)")),
                 }
             }
@@ -1306,9 +1310,9 @@ mod tests {
 
     #[test]
     fn vga_std_is_the_standard_vga_device() {
-        let c = run(&["-kernel", "k", "-vga", "std"]).unwrap();
-        assert_eq!(c.devices.len(), 1);
-        assert_eq!(c.devices[0].driver, "VGA");
+        let c = run(&["-kernel", "k", "-device", "edu", "-vga", "std"]).unwrap();
+        assert_eq!(c.devices.len(), 2);
+        assert_eq!(c.devices[0].driver, "VGA", "made before the -device ones, as QEMU does");
         assert!(run(&["-kernel", "k", "-vga", "none"]).unwrap().devices.is_empty());
         let e = run(&["-kernel", "k", "-vga", "vmware"]).unwrap_err();
         assert!(e.0.contains("-vga vmware") && e.0.contains("std"), "{e}");
