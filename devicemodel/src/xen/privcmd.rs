@@ -180,6 +180,18 @@ impl MappedPages {
         Ok(unsafe { std::sync::atomic::AtomicU8::from_ptr(self.ptr.as_ptr().add(offset)) })
     }
 
+    /// The naturally aligned 32-bit word at `offset` as an atomic (the buffered ring's pointers).
+    pub fn atomic_u32(&self, offset: usize) -> io::Result<&std::sync::atomic::AtomicU32> {
+        self.check(offset, 4)?;
+        if offset & 3 != 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "misaligned u32 access"));
+        }
+        // The reference borrows `self`, so it cannot outlive the mapping; every access we make to
+        // this word is atomic.
+        // SAFETY: in bounds (checked) and 4-byte aligned (checked; the mapping is page aligned).
+        Ok(unsafe { std::sync::atomic::AtomicU32::from_ptr(self.ptr.as_ptr().add(offset).cast()) })
+    }
+
     /// A naturally aligned 64-bit word at `offset`, read volatile.
     pub fn read_u64(&self, offset: usize) -> io::Result<u64> {
         self.check(offset, 8)?;
