@@ -103,7 +103,7 @@ pub fn run_on_xen(
         control: backend.vm_control(),
         timers,
         dma_memory: mem.clone(),
-        vram: Arc::new(devices::display::HostVram),
+        vram: backend.vram_service(cfg.mem_size, cfg.incoming_fd.is_some())?,
         xen_platform: Some(host.clone()),
         ptys: ptys.to_vec(),
     };

@@ -139,6 +139,14 @@ pub trait VramService: Send + Sync {
     /// pages the guest wrote directly since the previous call. Returns false when the backend
     /// cannot tell; the caller then treats every page as dirty.
     fn sync_dirty(&self, vram: &Vram, dirty: &mut [u64]) -> bool;
+
+    /// Whether the hypervisor saves and restores the contents of the memory this service
+    /// allocates, so a device leaves them out of its own saved state. True on Xen, where VRAM is
+    /// guest RAM that Xen's save stream carries (and a restored device model must not overwrite);
+    /// false where VRAM is host memory only the device's state can carry (KVM, tests).
+    fn hypervisor_saves_contents(&self) -> bool {
+        false
+    }
 }
 
 /// Video memory the guest never maps directly: every BAR0 access reaches the device, which
