@@ -15,7 +15,7 @@
 //! - **sync_dirty**: `XEN_DMOP_track_dirty_vram` over the BAR gfns (one range per domain; the first
 //!   call for a range returns all ones; `ENODATA` means Xen cannot tell).
 //! - **save/restore**: the pages are guest memory, so Xen's save stream carries them and the
-//!   device's own state leaves them out ([`VramService::hypervisor_saves_contents`]). Where they sit
+//!   device's own state leaves them out ([`VramService::vram_is_guest_memory`]). Where they sit
 //!   is recorded as QEMU records it, in `device-model/<domid>/physmap/<home address>/{start_addr,
 //!   size,name}`; libxl carries those keys across a save (EMULATOR_XENSTORE_DATA) and writes them
 //!   back before it starts the device model for `-incoming`, which therefore does not populate but
@@ -419,7 +419,7 @@ impl VramService for XenVram {
         }
     }
 
-    fn hypervisor_saves_contents(&self) -> bool {
+    fn vram_is_guest_memory(&self) -> bool {
         true
     }
 }
@@ -544,7 +544,7 @@ mod tests {
         assert_eq!((populated[0], populated[4095], populated[4096]), (0x1800, 0x27ff, 0x2800));
         assert_eq!(*h.mapped.lock().unwrap(), vec![(0x1800, 4096), (0x2800, 1)]);
         assert_eq!((a.len(), b.len()), (16 << 20, 4096));
-        assert!(s.hypervisor_saves_contents());
+        assert!(s.vram_is_guest_memory());
     }
 
     #[test]

@@ -140,11 +140,9 @@ pub trait VramService: Send + Sync {
     /// cannot tell; the caller then treats every page as dirty.
     fn sync_dirty(&self, vram: &Vram, dirty: &mut [u64]) -> bool;
 
-    /// Whether the hypervisor saves and restores the contents of the memory this service
-    /// allocates, so a device leaves them out of its own saved state. True on Xen, where VRAM is
-    /// guest RAM that Xen's save stream carries (and a restored device model must not overwrite);
-    /// false where VRAM is host memory only the device's state can carry (KVM, tests).
-    fn hypervisor_saves_contents(&self) -> bool {
+    /// Whether video memory is guest memory that the hypervisor saves with the domain (Xen:
+    /// VRAM is populated guest RAM), so device state must not carry a second copy of it.
+    fn vram_is_guest_memory(&self) -> bool {
         false
     }
 }
