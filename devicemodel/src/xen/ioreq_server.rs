@@ -324,8 +324,8 @@ impl IoreqServer {
     pub fn drain_buffered(&self, bus: &IoBus, mem: &dyn GuestMemory) {
         if let Some(b) = &self.buffered {
             let n = ioreq::drain_buffered(b.page.as_ref(), bus, mem);
-            if n > 0 {
-                self.counters.buffered.fetch_add(n as u64, Ordering::Relaxed);
+            if n > 0 && self.counters.buffered.fetch_add(n as u64, Ordering::Relaxed) == 0 {
+                log::info!("ioreq server {}: first {n} buffered write(s) performed", self.id);
             }
         }
     }

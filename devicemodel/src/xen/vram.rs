@@ -221,6 +221,26 @@ impl XenVram {
         self.dm.domid()
     }
 
+    /// Reports every VRAM page as written (`XEN_DMOP_modified_memory`). Display devices write VRAM
+    /// through our mapping, which Xen's log-dirty mode does not see; during a live migration that
+    /// is done once, when the guest has stopped and before the last memory pass (QEMU reports each
+    /// device write instead, through its RAM-block dirty hooks).
+    pub fn report_all_modified(&self) {
+        let st = self.state.lock().unwrap();
+        let extents: Vec<(u64, u32)> =
+            st.entries.iter().filter(|e| !e.unbacked).map(|e| (e.at, e.pages as u32)).collect();
+        if extents.is_empty() {
+            return;
+        }
+        match self.dm.modified_memory(&extents) {
+            Ok(()) => log::info!(
+                "VRAM: {} pages reported modified for the migration's last pass",
+                extents.iter().map(|e| e.1 as u64).sum::<u64>()
+            ),
+            Err(e) => log::error!("VRAM: reporting its pages modified: {e} (the migrated screen may be stale)"),
+        }
+    }
+
     fn videoram_kib(&self) -> Option<u64> {
         self.host.xs_read(&format!("/local/domain/{}/memory/videoram", self.domid()))?.trim().parse().ok()
     }
@@ -421,6 +441,25 @@ impl VramService for XenVram {
 
     fn vram_is_guest_memory(&self) -> bool {
         true
+    }
+}
+
+/// The Xen machine's migration dirty log: the foreign-memory writer, plus VRAM at the last pass.
+pub struct XenDirtyLog {
+    pub memory: Arc<super::memory::ForeignMemory>,
+    pub vram: Arc<XenVram>,
+}
+
+impl crate::migration::dirty::DirtyLog for XenDirtyLog {
+    fn set_dirty_logging(&self, on: bool) -> Result<(), String> {
+        self.memory.set_dirty_logging(on);
+        Ok(())
+    }
+
+    fn before_device_save(&self) {
+        if self.memory.dirty_logging() {
+            self.vram.report_all_modified();
+        }
     }
 }
 
@@ -644,6 +683,27 @@ mod tests {
         assert!(s.sync_dirty(&v, &mut d));
         assert_eq!(ops(&t.take())[0].1, 32768, "the first 128 MiB are tracked");
         assert!(d[..512].iter().all(|&w| w == 0) && d[512..].iter().all(|&w| w == u64::MAX));
+    }
+
+    #[test]
+    fn a_live_migration_reports_every_vram_page_at_the_last_pass() {
+        let (t, _h, s) = service(host(), 24 << 20, false);
+        let v = s.allocate(8 << 20).unwrap();
+        s.allocate(PAGE).unwrap();
+        assert!(s.map(&v, Some(0xf000_0000)));
+        t.take();
+        s.report_all_modified();
+        let c = t.take();
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].op(), c[0].field(0, 4)), (crate::xen::dmop::XEN_DMOP_MODIFIED_MEMORY, 2));
+        let e = &c[0].bufs[1];
+        let ext = |i: usize| {
+            (
+                u64::from_le_bytes(e[i * 16 + 8..i * 16 + 16].try_into().unwrap()),
+                u32::from_le_bytes(e[i * 16..i * 16 + 4].try_into().unwrap()),
+            )
+        };
+        assert_eq!((ext(0), ext(1)), ((0xf0000, 2048), (0x2000, 1)), "where the pages are now");
     }
 
     #[test]
