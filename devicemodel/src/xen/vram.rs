@@ -376,6 +376,15 @@ impl VramService for XenVram {
             return false;
         }
         let n = e.pages;
+        if t < e.home + n && e.home < t + n {
+            // Moving page by page onto our own unmoved pages would make Xen free them.
+            devices::guest_warn!(
+                "BAR0 at {:#x} overlaps the VRAM's home gfns {:#x}+{n:#x}; BAR0 traps",
+                t * PAGE as u64,
+                e.home
+            );
+            return false;
+        }
         if let Err(err) = self.dm.relocate_memory(e.home, t, n as u32) {
             devices::guest_warn!("VRAM: relocating {n} pages from gfn {:#x} to {t:#x}: {err}; BAR0 traps", e.home);
             // Whatever moved goes back.
@@ -630,9 +639,11 @@ mod tests {
         assert!(!s.map(&v, None));
         assert_eq!(ops(&t.take())[2], (reloc, 2048, 0xe0000, 0x1800));
         assert!(h.xs_read(&format!("{key}/start_addr")).is_none());
-        // Never into the legacy window or off a page boundary.
+        // Never into the legacy window, off a page boundary, or over its own home.
         assert!(!s.map(&v, Some(0xa_0000)));
         assert!(!s.map(&v, Some(0xe000_0800)));
+        assert!(!s.map(&v, Some(0x140_0000)));
+        assert!(!s.map(&v, Some(0x1c0_0000)));
         assert!(t.take().is_empty());
     }
 
