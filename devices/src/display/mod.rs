@@ -9,6 +9,7 @@
 
 pub mod cirrus;
 pub mod framebuffer;
+pub mod vga;
 pub mod vram;
 
 pub use framebuffer::{DirtyTiles, Framebuffer, Rect, TILE};
