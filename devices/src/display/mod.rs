@@ -9,6 +9,7 @@
 
 pub mod cirrus;
 pub mod framebuffer;
+pub mod stdvga;
 pub mod vga;
 pub mod vram;
 
