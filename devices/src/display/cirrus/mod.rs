@@ -33,6 +33,7 @@ use crate::display::vram::PAGE;
 use crate::display::{Display, Framebuffer, Vram, VramService};
 use crate::pci::config::{BarKind, PciIds};
 use crate::pci::function::{PciFunction, PciFunctionDevice, PciResources};
+use crate::pci::option_rom::OptionRom;
 use crate::snapshot::{Snapshot, StateError, StateReader, StateWriter};
 use blit::{BlitRegs, Blitter, Started};
 use spec::*;
@@ -48,8 +49,8 @@ pub enum CirrusError {
     VgaMem(u32),
     #[error("video memory: {0}")]
     Vram(#[from] crate::display::VramError),
-    #[error("option ROM of {0} bytes is larger than the 16 MiB a ROM BAR can hold")]
-    RomTooLarge(usize),
+    #[error("option ROM: {0}")]
+    Rom(#[from] crate::pci::option_rom::OptionRomError),
 }
 
 /// The Cirrus registers the VGA core does not keep (saved with the device).
@@ -91,8 +92,8 @@ pub struct CirrusVga {
     core: VgaCore,
     ext: Extended,
     blitter: Blitter,
-    /// The option ROM, zero-padded to its BAR size (empty: no ROM BAR).
-    rom: Vec<u8>,
+    /// The VGA BIOS in the ROM BAR (ids patched to 1013:00b8).
+    rom: Option<OptionRom>,
     /// Where VRAM is mapped into the guest directly (BAR0's base), if it is.
     mapped_at: Option<u64>,
 }
@@ -116,12 +117,12 @@ enum Target {
 
 impl CirrusVga {
     /// A card with `vgamem_mb` MiB of video memory from `service`, and `rom` (the Cirrus VGA
-    /// BIOS, already patched for this device; empty for none) in its ROM BAR.
+    /// BIOS image, `vgabios-cirrus.bin`; `None` for no ROM BAR) in its ROM BAR.
     pub fn new(
         vgamem_mb: u32,
         service: Arc<dyn VramService>,
         clock: Arc<dyn Clock>,
-        rom: Vec<u8>,
+        rom: Option<&[u8]>,
         resources: PciResources,
     ) -> Result<Self, CirrusError> {
         if !VGAMEM_MB_ALLOWED.contains(&vgamem_mb) {
@@ -143,19 +144,10 @@ impl CirrusVga {
         // A fixed, valid layout: these cannot fail.
         let _ = function.config_mut().declare_bar(0, BarKind::Memory32 { prefetchable: true }, BAR0_SIZE);
         let _ = function.config_mut().declare_bar(1, BarKind::Memory32 { prefetchable: false }, BAR1_SIZE);
-        let rom = if rom.is_empty() {
-            rom
-        } else {
-            if rom.len() > 16 << 20 {
-                return Err(CirrusError::RomTooLarge(rom.len()));
-            }
-            // QEMU rounds the ROM BAR up to a power of two [Q pci_add_option_rom].
-            let size = rom.len().next_power_of_two().max(2048);
-            let mut padded = rom;
-            padded.resize(size, 0);
-            let _ = function.config_mut().declare_rom(size as u64);
-            padded
-        };
+        let rom = rom.map(|image| OptionRom::new(image, VENDOR_ID, DEVICE_ID)).transpose()?;
+        if let Some(rom) = &rom {
+            let _ = function.config_mut().declare_rom(rom.bar_size());
+        }
         let mut card = CirrusVga {
             function,
             core: VgaCore::new(vram, service, clock),
@@ -763,12 +755,18 @@ impl PciFunctionDevice for CirrusVga {
     }
 
     fn read_bar(&mut self, bar: u8, offset: u64, data: &mut [u8]) {
+        if bar == crate::pci::config::ROM_BAR_INDEX {
+            match &self.rom {
+                Some(rom) => rom.read(offset, data),
+                None => data.fill(0xff),
+            }
+            return;
+        }
         for (i, b) in data.iter_mut().enumerate() {
             let o = offset.wrapping_add(i as u64);
             *b = match bar {
                 0 => self.linear_read(o),
                 1 => self.bar1_read(o),
-                crate::pci::config::ROM_BAR_INDEX => self.rom.get(o as usize).copied().unwrap_or(0xff),
                 _ => 0xff,
             };
         }
@@ -809,8 +807,13 @@ impl Snapshot for CirrusVga {
         w.bytes(&e.hidden_palette);
         w.u16(e.cursor_x);
         w.u16(e.cursor_y);
-        // VRAM as its non-zero pages (most of a card's memory is never drawn on).
+        // VRAM as its non-zero pages (most of a card's memory is never drawn on); none on Xen,
+        // where VRAM is guest memory that travels with the domain (display.md section 6).
         let vram = self.core.vram();
+        if self.core.vram_service().vram_is_guest_memory() {
+            w.u32(0);
+            return;
+        }
         let mut page = [0u8; PAGE];
         let pages: Vec<usize> = (0..vram.len() / PAGE)
             .filter(|&i| vram.read(i * PAGE, &mut page) && page.iter().any(|&b| b != 0))
@@ -856,7 +859,9 @@ impl Snapshot for CirrusVga {
             Extended { sr_index, sr, gr_index, gr, hidden_dac_lock, hidden_dac, hidden_palette, cursor_x, cursor_y };
         self.blitter.reset();
         self.ext.gr[GR_BLT_STATUS] &= !(BLT_START | BLT_BUSY | BLT_FIFOUSED);
-        self.core.vram().clear();
+        if !self.core.vram_service().vram_is_guest_memory() {
+            self.core.vram().clear();
+        }
         for (index, data) in pages {
             self.core.vram().write(index * PAGE, &data);
         }
@@ -865,4 +870,31 @@ impl Snapshot for CirrusVga {
         self.update_mapping();
         Ok(())
     }
+}
+
+/// What `-device cirrus-vga` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct CirrusOptions {
+    /// 4, 8 or 16 (QEMU's default 4; libxl passes 8).
+    pub vgamem_mb: u32,
+    pub slot: Option<u8>,
+    /// The VGA BIOS image (`vgabios-cirrus.bin`), if any.
+    pub rom: Option<Vec<u8>>,
+}
+
+/// Builds the card into the machine: PCI function, the VGA ports, the 0xa0000 window, the
+/// display.
+pub fn attach(
+    builder: &mut crate::pc::DeviceBuilder,
+    options: CirrusOptions,
+) -> Result<Arc<std::sync::Mutex<CirrusVga>>, crate::pc::PcError> {
+    let service = builder.platform.vram.clone();
+    let clock = builder.platform.clock();
+    let card = builder.try_add_pci_function("cirrus-vga", options.slot, |resources| {
+        CirrusVga::new(options.vgamem_mb, service, clock, options.rom.as_deref(), resources)
+    })?;
+    builder.add_io("cirrus-vga", LEGACY_PORTS, card.clone())?;
+    builder.add_mmio("cirrus-vga-window", LEGACY_WINDOW, card.clone())?;
+    builder.add_display(card.clone());
+    Ok(card)
 }

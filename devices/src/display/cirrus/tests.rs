@@ -30,13 +30,13 @@ impl VramService for MappingVram {
     }
 }
 
-fn card_with(service: Arc<dyn VramService>, rom: Vec<u8>) -> CirrusVga {
+fn card_with(service: Arc<dyn VramService>, rom: Option<&[u8]>) -> CirrusVga {
     let clock = Arc::new(ManualClock::new(0));
     CirrusVga::new(8, service, clock, rom, PciResources::none()).unwrap()
 }
 
 fn card() -> CirrusVga {
-    let mut c = card_with(Arc::new(HostVram), vec![0x55, 0xaa, 0x40]);
+    let mut c = card_with(Arc::new(HostVram), Some(&[0x55, 0xaa, 0x40]));
     cfg_write(&mut c, 0x10, BAR0 as u32);
     cfg_write(&mut c, 0x14, BAR1 as u32);
     cfg_write(&mut c, 0x04, 0x3);
@@ -115,7 +115,7 @@ fn pci_identity_is_the_one_linux_cirrus_binds_to() {
     let mut rom = [0u8; 4];
     c.bar_read(crate::pci::config::ROM_BAR_INDEX, 0, &mut rom);
     assert_eq!(rom, [0x55, 0xaa, 0x40, 0]);
-    assert!(CirrusVga::new(5, Arc::new(HostVram), Arc::new(ManualClock::new(0)), vec![], PciResources::none())
+    assert!(CirrusVga::new(5, Arc::new(HostVram), Arc::new(ManualClock::new(0)), None, PciResources::none())
         .unwrap_err()
         .to_string()
         .contains("4, 8 or 16"));
@@ -502,7 +502,7 @@ fn system_to_screen_blits_take_their_data_through_the_window_and_bar0() {
 #[test]
 fn vram_is_mapped_into_bar0_only_while_no_access_needs_the_device() {
     let service = Arc::new(MappingVram::default());
-    let mut c = card_with(service.clone(), vec![]);
+    let mut c = card_with(service.clone(), None);
     cfg_write(&mut c, 0x10, BAR0 as u32);
     assert!(service.calls.lock().unwrap().is_empty(), "Memory Space is still off");
     cfg_write(&mut c, 0x04, 0x2);
@@ -534,4 +534,27 @@ fn state_round_trips_and_hostile_payloads_are_refused() {
     d.refresh(&mut fb);
     assert_eq!((fb.width(), fb.height()), (640, 480));
     crate::snapshot::fuzz::hostile_payloads(card, &saved);
+}
+
+#[test]
+fn debians_cirrus_vga_bios_is_served_in_the_rom_bar_with_matching_ids() {
+    // SeaBIOS's vgarom_setup needs 55 aa, PCIR ids equal to the device's and a zero checksum.
+    let Ok(image) = std::fs::read("/usr/share/seabios/vgabios-cirrus.bin") else {
+        eprintln!("skipped: /usr/share/seabios/vgabios-cirrus.bin not installed (package seabios)");
+        return;
+    };
+    let mut c = card_with(Arc::new(HostVram), Some(&image));
+    cfg_write(&mut c, 0x30, !0);
+    assert_eq!(cfg_read(&mut c, 0x30), 0xffff_0001, "39424 bytes round up to a 64 KiB ROM BAR");
+    cfg_write(&mut c, 0x30, 0xe300_0001);
+    cfg_write(&mut c, 0x04, 0x2);
+    let mut rom = vec![0u8; image.len()];
+    c.bar_read(crate::pci::config::ROM_BAR_INDEX, 0, &mut rom);
+    assert_eq!(&rom[..2], &[0x55, 0xaa]);
+    let pcir = u16::from_le_bytes([rom[0x18], rom[0x19]]) as usize;
+    assert_eq!(&rom[pcir..pcir + 4], b"PCIR");
+    assert_eq!(u16::from_le_bytes([rom[pcir + 4], rom[pcir + 5]]), VENDOR_ID);
+    assert_eq!(u16::from_le_bytes([rom[pcir + 6], rom[pcir + 7]]), DEVICE_ID);
+    let declared = rom[2] as usize * 512;
+    assert_eq!(rom[..declared].iter().fold(0u8, |a, &b| a.wrapping_add(b)), 0, "checksum");
 }
