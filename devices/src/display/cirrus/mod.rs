@@ -94,6 +94,9 @@ pub struct CirrusVga {
     blitter: Blitter,
     /// The VGA BIOS in the ROM BAR (ids patched to 1013:00b8).
     rom: Option<OptionRom>,
+    /// BAR0's base while it decodes (kept from configuration writes: checked on every
+    /// register write, which must stay cheap).
+    bar0: Option<u64>,
     /// Where VRAM is mapped into the guest directly (BAR0's base), if it is.
     mapped_at: Option<u64>,
 }
@@ -154,6 +157,7 @@ impl CirrusVga {
             ext: Extended::default(),
             blitter: Blitter::new(),
             rom,
+            bar0: None,
             mapped_at: None,
         };
         card.reset_registers();
@@ -646,10 +650,15 @@ impl CirrusVga {
             && !((4..=5).contains(&mode) && g & GRB_EXT_WRITE_MODES != 0)
     }
 
+    /// Picks up BAR0's (new) place after a configuration write or restore.
+    fn bar0_moved(&mut self) {
+        self.bar0 = self.function.config().decoded_bars().into_iter().find(|b| b.index == 0).map(|b| b.base);
+        self.update_mapping();
+    }
+
     /// Maps VRAM at BAR0 when direct access is allowed and BAR0 decodes, unmaps it otherwise.
     fn update_mapping(&mut self) {
-        let bar0 = self.function.config().decoded_bars().into_iter().find(|b| b.index == 0).map(|b| b.base);
-        let want = if self.direct_linear_ok() { bar0 } else { None };
+        let want = if self.direct_linear_ok() { self.bar0 } else { None };
         if want == self.mapped_at {
             return;
         }
@@ -784,7 +793,7 @@ impl PciFunctionDevice for CirrusVga {
     }
 
     fn config_written(&mut self, _offset: u16, _data: &[u8]) {
-        self.update_mapping();
+        self.bar0_moved();
     }
 }
 
@@ -866,8 +875,7 @@ impl Snapshot for CirrusVga {
             self.core.vram().write(index * PAGE, &data);
         }
         self.core.mark_dirty(0, self.core.vram().len());
-        self.mapped_at = None;
-        self.update_mapping();
+        self.bar0_moved();
         Ok(())
     }
 }
