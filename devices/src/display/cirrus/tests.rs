@@ -558,3 +558,46 @@ fn debians_cirrus_vga_bios_is_served_in_the_rom_bar_with_matching_ids() {
     let declared = rom[2] as usize * 512;
     assert_eq!(rom[..declared].iter().fold(0u8, |a, &b| a.wrapping_add(b)), 0, "checksum");
 }
+
+#[test]
+fn attach_wires_ports_window_bars_and_display_into_the_machine() {
+    use crate::bus::AddressSpace;
+    use crate::interrupt::{RecordingInterruptService, RecordingInterrupts};
+    use crate::memory::TestMemory;
+    use crate::pc::{DeviceBuilder, Platform};
+    use crate::pci::PciAddress;
+    use crate::vm_control::RecordingVmControl;
+    let platform = Platform {
+        interrupts: Arc::new(RecordingInterruptService(RecordingInterrupts::new())),
+        control: Arc::new(RecordingVmControl::default()),
+        timers: crate::timer::ManualTimers::new(Arc::new(ManualClock::new(0))),
+        dma_memory: Arc::new(TestMemory::new(1 << 20)),
+        vram: Arc::new(HostVram),
+    };
+    let mut b = DeviceBuilder::new(platform);
+    let options = CirrusOptions { vgamem_mb: 8, slot: Some(2), rom: None };
+    let card = attach(&mut b, options).unwrap();
+    assert_eq!(b.displays().len(), 1);
+    assert_eq!(b.saved().len(), 1);
+    let bus = b.bus.clone();
+    let io = bus.ranges(AddressSpace::Io);
+    assert!(io.iter().any(|(base, len, _)| *base == 0x3b0 && *len == 0x30), "{io:?}");
+    let mmio = bus.ranges(AddressSpace::Mmio);
+    assert!(mmio.iter().any(|(base, len, _)| *base == 0xa_0000 && *len == 0x2_0000), "{mmio:?}");
+    // Through the bus: the card answers at 00:02.0, its BAR0 reaches VRAM, its ports decode.
+    let at = PciAddress::new(0, 2, 0);
+    let mut id = [0u8; 4];
+    bus.pci_config_read(at, 0, &mut id);
+    assert_eq!(u32::from_le_bytes(id), 0x00b8_1013);
+    bus.pci_config_write(at, 0x10, &(BAR0 as u32).to_le_bytes());
+    bus.pci_config_write(at, 0x04, &2u32.to_le_bytes());
+    bus.mmio_write(BAR0 + 0x1234, &[0xab]);
+    assert_eq!(card.lock().unwrap().vram().read_u8(0x1234), 0xab);
+    bus.pio_write(0x3c4, &[0x06, 0x12]); // outw: index then data
+    let mut v = [0];
+    bus.pio_read(0x3c5, &mut v);
+    assert_eq!(v[0], 0x12);
+    // A bad size is refused with the card named.
+    let e = attach(&mut b, CirrusOptions { vgamem_mb: 3, slot: None, rom: None }).unwrap_err().to_string();
+    assert!(e.contains("4, 8 or 16"), "{e}");
+}
