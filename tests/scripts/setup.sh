@@ -22,6 +22,8 @@ have xorriso || need+=(xorriso)
 have python3 || need+=(python3)
 have file || need+=(file)
 have dpkg-deb || need+=(dpkg)
+# gvnccapture: a real VNC client that writes a PNG without X (display scenarios' host steps)
+have gvnccapture || need+=(gvncviewer)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   log "installing ${need[*]}"
@@ -68,6 +70,16 @@ PY
   touch .complete
   cd / && rm -rf "$K" && mv "$K.tmp" "$K"
 fi
+# ---------- vncdotool (PyPI only): a scriptable VNC client (keys, pointer, capture) ----------
+VNCDO_VENV=$CACHE/vncdotool-1.4.2
+if [ ! -x "$VNCDO_VENV/bin/vncdo" ]; then
+  log "installing vncdotool 1.4.2 into $VNCDO_VENV"
+  rm -rf "$VNCDO_VENV"
+  python3 -m venv "$VNCDO_VENV" >&2 && "$VNCDO_VENV/bin/pip" install -q vncdotool==1.4.2 >&2 \
+    || { log "cannot install vncdotool (python3 -m venv + pip install vncdotool==1.4.2): the display scenarios need it"; exit 1; }
+fi
+have gvnccapture || { log "gvnccapture missing after installing gvncviewer"; exit 1; }
+
 KVER=$(basename "$(ls -d "$K"/root/lib/modules/*/ | head -1)")
 cat > "$CACHE/setup.env" <<ENV
 KERNEL_DIR=$K
@@ -75,5 +87,7 @@ KVER=$KVER
 VMLINUZ=$K/root/boot/vmlinuz-$KVER
 VMLINUX=$K/vmlinux
 KMOD=$K/root/lib/modules/$KVER
+VNCDO=$VNCDO_VENV/bin/vncdo
+GVNCCAPTURE=$(command -v gvnccapture)
 ENV
 cat "$CACHE/setup.env"
