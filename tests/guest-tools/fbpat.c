@@ -5,6 +5,8 @@
  *   fbpat drm W H SEED SECS       DRM mode set on /dev/dri/card0: a W x H XRGB8888 dumb buffer with the
  *                                 pattern on the first connected connector, held SECS seconds (then the
  *                                 process exits and fbcon restores its own mode)
+ *   fbpat drmloop W H SEED SECS   the same, redrawing the whole screen (next seed) as fast as it can for
+ *                                 SECS seconds (the display benchmark's load): FBPAT drmloop frames=N
  *
  * The pattern is a hash of (x, y, seed), identical to pattern() in tests/src/bin/pngcmp.rs: any
  * misplaced pixel differs. 16 bpp framebuffers get it truncated to RGB565. Prints one FBPAT line
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static uint32_t pattern(uint32_t x, uint32_t y, uint32_t seed) {
@@ -146,7 +149,7 @@ _Static_assert(sizeof(struct drm_mode_fb_cmd) == 0x1c, "fb_cmd");
 #define DRM_IOCTL_MODE_MAP_DUMB _IOWR('d', 0xb3, struct drm_mode_map_dumb)
 #define DRM_MODE_CONNECTED 1
 
-static int cmd_drm(uint32_t w, uint32_t h, uint32_t seed, unsigned secs) {
+static int cmd_drm(uint32_t w, uint32_t h, uint32_t seed, unsigned secs, int redraw) {
   int fd = open("/dev/dri/card0", O_RDWR);
   if (fd < 0) return fail("drm", "/dev/dri/card0");
   (void)ioctl(fd, DRM_IOCTL_SET_MASTER, 0); /* the first opener is master already */
@@ -216,6 +219,22 @@ static int cmd_drm(uint32_t w, uint32_t h, uint32_t seed, unsigned secs) {
     printf("FBPAT drm mode=%ux%u seed=%u pitch=%u crtc=%u connector=%u held=%us\n", w, h, seed, db.pitch, crtc,
            con.connector_id, secs);
     fflush(stdout);
+    if (redraw) {
+      /* Benchmark load: redraw the whole screen with the next seed as fast as possible. */
+      time_t end = time(0) + secs;
+      unsigned frames = 0;
+      while (time(0) < end) {
+        seed++;
+        for (uint32_t y = 0; y < h; y++) {
+          uint32_t *row = (uint32_t *)(px + (size_t)y * db.pitch);
+          for (uint32_t x = 0; x < w; x++) row[x] = pattern(x, y, seed);
+        }
+        (void)ioctl(fd, DRM_IOCTL_MODE_DIRTYFB, &dirty);
+        frames++;
+      }
+      printf("FBPAT drmloop frames=%u secs=%u\n", frames, secs);
+      return 0;
+    }
     sleep(secs);
     printf("FBPAT drm released\n");
     return 0;
@@ -229,9 +248,9 @@ int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "info")) return cmd_info(argc > 2 ? argv[2] : "/dev/fb0");
   if (argc >= 3 && !strcmp(argv[1], "fill"))
     return cmd_fill((uint32_t)strtoul(argv[2], 0, 0), argc > 3 ? argv[3] : "/dev/fb0");
-  if (argc == 6 && !strcmp(argv[1], "drm"))
+  if (argc == 6 && (!strcmp(argv[1], "drm") || !strcmp(argv[1], "drmloop")))
     return cmd_drm((uint32_t)strtoul(argv[2], 0, 0), (uint32_t)strtoul(argv[3], 0, 0),
-                   (uint32_t)strtoul(argv[4], 0, 0), (unsigned)strtoul(argv[5], 0, 0));
-  fprintf(stderr, "usage: fbpat info [FB] | fill SEED [FB] | drm W H SEED SECS\n");
+                   (uint32_t)strtoul(argv[4], 0, 0), (unsigned)strtoul(argv[5], 0, 0), !strcmp(argv[1], "drmloop"));
+  fprintf(stderr, "usage: fbpat info [FB] | fill SEED [FB] | drm|drmloop W H SEED SECS\n");
   return 2;
 }

@@ -61,19 +61,22 @@ build_qmp() {
   cp "$bin" "$OUT/qmp"
 }
 
-# ---------- pngcmp (tests/src/bin/pngcmp.rs): on the host for host steps, static in L2 /bin ----------
+# ---------- pngcmp (tests/src/bin/pngcmp.rs): on the host for host steps, static in L2 /bin; ----------
+# ---------- vncbench (tests/src/bin/vncbench.rs, the display benchmark's client) static in L2 /bin ----------
 build_pngcmp() {
   cd "$ROOT"
   export CARGO_TARGET_DIR=${NESTED_CARGO_TARGET:-$ROOT/target/nested-cargo}
   cargo build --release -p nested-tests --bin pngcmp >&2 || return 1
   cp "$CARGO_TARGET_DIR/release/pngcmp" "$OUT/pngcmp.new" && mv -f "$OUT/pngcmp.new" "$OUT/pngcmp"
   if [ -z "${NESTED_NO_MUSL:-}" ] && rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-    cargo build --release -p nested-tests --bin pngcmp --target x86_64-unknown-linux-musl >&2 || return 1
+    cargo build --release -p nested-tests --bin pngcmp --bin vncbench --target x86_64-unknown-linux-musl >&2 || return 1
     cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/pngcmp" "$OUT/pngcmp-static"
+    cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/vncbench" "$OUT/vncbench"
   else
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-      cargo build --release -p nested-tests --bin pngcmp --target x86_64-unknown-linux-gnu >&2 || return 1
+      cargo build --release -p nested-tests --bin pngcmp --bin vncbench --target x86_64-unknown-linux-gnu >&2 || return 1
     cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/pngcmp" "$OUT/pngcmp-static"
+    cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/vncbench" "$OUT/vncbench"
   fi
 }
 
@@ -104,6 +107,7 @@ build_l2_base() {
   if [ -f "$OUT/devicemodel" ]; then cp "$OUT/devicemodel" "$R/bin/devicemodel"; fi
   cp "$OUT/qmp" "$R/bin/qmp"
   cp "$OUT/pngcmp-static" "$R/bin/pngcmp"
+  cp "$OUT/vncbench" "$R/bin/vncbench"
   # e2fsck (dynamic, Debian's) with its libraries, to check guest-made filesystems in L2
   local f l
   f=$(command -v e2fsck || echo /sbin/e2fsck)

@@ -23,6 +23,10 @@ const SCENARIOS: &[&str] = &[
     "xen-bench",
     "xen-qemu-pci-intx",
     "xen-ours-pci-intx",
+    "xen-qemu-vga-std",
+    "xen-qemu-vga-cirrus",
+    "xen-ours-vga-std",
+    "xen-ours-vga-cirrus",
 ];
 
 fn root() -> PathBuf {
@@ -188,4 +192,24 @@ fn xen_qemu_pci_intx() {
 #[test]
 fn xen_ours_pci_intx() {
     assert_scenario("xen-ours-pci-intx");
+}
+
+#[test]
+fn xen_qemu_vga_std() {
+    assert_scenario("xen-qemu-vga-std");
+}
+
+#[test]
+fn xen_qemu_vga_cirrus() {
+    assert_scenario("xen-qemu-vga-cirrus");
+}
+
+#[test]
+fn xen_ours_vga_std() {
+    assert_scenario("xen-ours-vga-std");
+}
+
+#[test]
+fn xen_ours_vga_cirrus() {
+    assert_scenario("xen-ours-vga-cirrus");
 }
