@@ -3,7 +3,11 @@
 set -u
 step=$1; shift
 # gvnc PASSWORD FILE: gvnccapture asks for the password on its terminal: give it one (script) and type it.
-gvnc() { (sleep 3; echo "$1") | timeout 60 script -qec "$GVNCCAPTURE $VNC_HOST:$VNC_DISPLAY $2" /dev/null; }
+# PASSWORD "none": no password (the server does not ask).
+gvnc() {
+  if [ "$1" = none ]; then timeout 60 "$GVNCCAPTURE" "$VNC_HOST:$VNC_DISPLAY" "$2" < /dev/null; return; fi
+  (sleep 3; echo "$1") | timeout 60 script -qec "$GVNCCAPTURE $VNC_HOST:$VNC_DISPLAY $2" /dev/null
+}
 case $step in
   auth)
     pw=$1

@@ -2,9 +2,12 @@
 # firmware's text screen is checked by real VNC clients on the test host (vga.host-client.sh through host_step):
 # SeaBIOS's text decoded cell by cell with the VGA BIOS font; `xl vncviewer`'s xenstore keys; the password protects
 # the server; `xl save` + `xl restore` keep the picture.
-VGA_PW=xen-vnc1
+# Debian's qemu-xen refuses `-vnc ...,password=on` in this dom0 ("Cipher backend does not support DES algorithm",
+# its crypto backend), so the reference runs without vncpasswd; ours is checked with it (the KVM scenario
+# seabios-vga checks the password against the host's QEMU).
 vga_check() {
   local name=$1 dm=$2 kind=$3 d port listen pass f=/var/lib/xen/$1.save rc
+  VGA_PW=xen-vnc1; [ "$dm" = qemu ] && VGA_PW=
   guest_cfg "$name" "$dm"
   sed -i -e '/^vnc = /d' -e '/^vga = /d' "/run/cfg/$name.cfg"
   {
@@ -12,7 +15,7 @@ vga_check() {
     echo 'vnclisten = "0.0.0.0"'
     echo 'vncdisplay = 0'
     echo 'vncunused = 0'
-    echo "vncpasswd = \"$VGA_PW\""
+    [ -z "$VGA_PW" ] || echo "vncpasswd = \"$VGA_PW\""
     echo "vga = \"$kind\""
   } >> "/run/cfg/$name.cfg"
   create "$name"
@@ -26,11 +29,11 @@ vga_check() {
   echo "XENSTORE vnc-port=$port vnc-listen=$listen vnc-pass=$pass"
   [ "$port" = 5900 ] && ok "vnc-port 5900" || bad "vnc-port is '$port'"
   [ "$listen" = 0.0.0.0 ] && ok "vnc-listen 0.0.0.0" || bad "vnc-listen is '$listen'"
-  [ "$pass" = "$VGA_PW" ] && ok "vnc-pass" || bad "vnc-pass is '$pass'"
+  if [ -n "$VGA_PW" ]; then [ "$pass" = "$VGA_PW" ] && ok "vnc-pass" || bad "vnc-pass is '$pass'"; fi
   # SeaBIOS has printed its boot lines once the payload runs; give the screen a moment.
   sleep 2
-  host_step auth "$VGA_PW" && ok "password protects the server" || bad "password check"
-  host_step capture before "$kind" "$VGA_PW" && ok "firmware text over VNC" || bad "firmware text over VNC"
+  if [ -n "$VGA_PW" ]; then host_step auth "$VGA_PW" && ok "password protects the server" || bad "password check"; fi
+  host_step capture before "$kind" "${VGA_PW:-none}" && ok "firmware text over VNC" || bad "firmware text over VNC"
   t=$(up); xl -v save "$name" "$f" > "/var/log/xen/xl-save-$name.log" 2>&1; rc=$?
   echo "xl save rc=$rc in $(since "$t")s"
   if [ $rc != 0 ]; then bad "xl save rc=$rc"; tail -20 "/var/log/xen/xl-save-$name.log"; diag "$name"; return; fi
@@ -45,6 +48,6 @@ vga_check() {
   wait_count "$name" 1 30 && ok "guest runs after restore" || bad "no counter after restore"
   d=$(domid "$name")
   echo "XENSTORE after restore vnc-port=$(xenstore-read "/local/domain/$d/console/vnc-port" 2>&1)"
-  host_step capture after "$kind" "$VGA_PW" && ok "firmware text over VNC after restore" || bad "text after restore"
+  host_step capture after "$kind" "${VGA_PW:-none}" && ok "firmware text over VNC after restore" || bad "text after restore"
   host_step kept && ok "xl save/restore kept the picture" || bad "picture changed across save/restore"
 }
