@@ -36,7 +36,7 @@ Devices and I/O:
                                  holds is kept (use it with -serial chardev:ID)
   -nographic                     no display; COM1 on stdio unless -serial is given
   -display none                  no display
-  -vga none                      no VGA card
+  -vga std|none                  standard VGA (as -device VGA), or no VGA card
   -nodefaults, -no-user-config   accepted (we never add devices you did not ask for)
   -device isa-debug-exit[,iobase=0xf4][,iosize=4]  writing V exits with status (V << 1) | 1
   -device edu[,addr=SLOT]  QEMU's edu test device (1234:11e8; INTx and MSI)
@@ -463,8 +463,7 @@ fn check_accel(v: &str) -> Result<Accel, CliError> {
 
 /// Devices libxl may ask for that we do not emulate yet: accepted with a loud warning so a
 /// default `xl` configuration starts (the guest runs without them), never silently.
-const NOT_YET_EMULATED: [&str; 18] = [
-    "VGA",
+const NOT_YET_EMULATED: [&str; 17] = [
     "cirrus-vga",
     "qxl-vga",
     "qxl",
@@ -952,8 +951,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             }
             "vga" => {
                 let v = value("VGA type")?;
-                if v != "none" {
-                    return err(format!("-vga {v}: unsupported VGA card (only 'none' for now)"));
+                match v.as_str() {
+                    "none" => {}
+                    // QEMU's -vga std is -device VGA with its defaults.
+                    "std" => cfg.devices.push(crate::registry::DeviceRequest {
+                        driver: "VGA".into(),
+                        props: Vec::new(),
+                        text: "VGA (from -vga std)".into(),
+                    }),
+                    _ => return err(format!("-vga {v}: unsupported VGA card (supported: std, none)")),
                 }
             }
             "nodefaults" | "no-user-config" | "no-hpet" => {}
@@ -1219,7 +1225,8 @@ mod tests {
         assert_eq!(c.ide.len(), 2);
         assert!(c.no_shutdown);
         // Accepted but not emulated yet: each is reported, none silently dropped.
-        for what in ["-vnc", "VGA", "-usb", "tablet", "rtl8139", "-netdev"] {
+        assert!(c.devices.iter().any(|d| d.driver == "VGA" && d.text == "VGA,vgamem_mb=16"), "{:?}", c.devices);
+        for what in ["-vnc", "-usb", "tablet", "rtl8139", "-netdev"] {
             assert!(c.not_emulated.iter().any(|n| n.contains(what)), "{what} missing from {:?}", c.not_emulated);
         }
         let e = run(&["-machine", "xenfv"]).unwrap_err();
@@ -1295,5 +1302,15 @@ mod tests {
             split_opts("file:/a,,b,server=on,nowait"),
             vec![("".into(), "file:/a,b".into()), ("server".into(), "on".into()), ("nowait".into(), "on".into())]
         );
+    }
+
+    #[test]
+    fn vga_std_is_the_standard_vga_device() {
+        let c = run(&["-kernel", "k", "-vga", "std"]).unwrap();
+        assert_eq!(c.devices.len(), 1);
+        assert_eq!(c.devices[0].driver, "VGA");
+        assert!(run(&["-kernel", "k", "-vga", "none"]).unwrap().devices.is_empty());
+        let e = run(&["-kernel", "k", "-vga", "vmware"]).unwrap_err();
+        assert!(e.0.contains("-vga vmware") && e.0.contains("std"), "{e}");
     }
 }

@@ -8,6 +8,8 @@
 //! [`VramService`].
 
 pub mod framebuffer;
+pub mod stdvga;
+pub mod vga;
 pub mod vram;
 
 pub use framebuffer::{DirtyTiles, Framebuffer, Rect, TILE};
