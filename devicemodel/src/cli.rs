@@ -37,6 +37,11 @@ Devices and I/O:
   -nographic                     no display; COM1 on stdio unless -serial is given
   -display none                  no display
   -vga std|none                  standard VGA (as -device VGA), or no VGA card
+  -vnc HOST:DISPLAY[,password=on][,to=N]  VNC server on port 5900+DISPLAY (to=N: the next
+                                 displays up to N when the port is taken; password=on: VNC
+                                 authentication, the password set over QMP); -vnc unix:PATH; -vnc none
+  -k KEYMAP                      VNC keyboard layout from /usr/share/qemu/keymaps (de, fr, ...):
+                                 keysyms are then always mapped through it
   -nodefaults, -no-user-config   accepted (we never add devices you did not ask for)
   -device isa-debug-exit[,iobase=0xf4][,iosize=4]  writing V exits with status (V << 1) | 1
   -device edu[,addr=SLOT]  QEMU's edu test device (1234:11e8; INTx and MSI)
@@ -188,6 +193,10 @@ pub struct Config {
     /// a warning so that a default libxl configuration starts; see README "Command-line policy").
     pub not_emulated: Vec<String>,
     pub log: LogConfig,
+    /// `-vnc`: the VNC server's listen address and options (None: `-vnc none` or no `-vnc`).
+    pub vnc: Option<crate::vnc::VncConfig>,
+    /// `-k`: the VNC keymap (keysyms are then always mapped through it).
+    pub keymap: Option<String>,
 }
 
 impl Default for Config {
@@ -218,6 +227,8 @@ impl Default for Config {
             runas: None,
             incoming_fd: None,
             not_emulated: Vec::new(),
+            vnc: None,
+            keymap: None,
             log: LogConfig { file: None, guest_errors: false, unimp: false, debug: false, trace: false },
         }
     }
@@ -855,16 +866,17 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             }
             "vnc" => {
                 let v = value("VNC display")?;
-                if v != "none" {
-                    cfg.not_emulated.push(format!("-vnc {v} (no VNC server yet)"));
-                }
+                cfg.vnc = crate::vnc::VncConfig::parse(&v).map_err(CliError)?;
             }
             "spice" => {
                 let v = value("SPICE options")?;
                 cfg.not_emulated.push(format!("-spice {v} (no SPICE server yet)"));
             }
             "k" => {
-                let _ = value("keymap")?;
+                let v = value("keymap")?;
+                // Checked now so a typo fails at start, not at the first key press.
+                crate::vnc::keymap::Keymap::load(&v).map_err(CliError)?;
+                cfg.keymap = Some(v);
             }
             "usb" => cfg.not_emulated.push("-usb".into()),
             "usbdevice" => {
@@ -1226,7 +1238,14 @@ mod tests {
         assert!(c.no_shutdown);
         // Accepted but not emulated yet: each is reported, none silently dropped.
         assert!(c.devices.iter().any(|d| d.driver == "VGA" && d.text == "VGA,vgamem_mb=16"), "{:?}", c.devices);
-        for what in ["-vnc", "-usb", "tablet", "rtl8139", "-netdev"] {
+        assert_eq!(
+            c.vnc,
+            Some(crate::vnc::VncConfig {
+                listen: crate::vnc::VncListen::Tcp { host: "127.0.0.1".into(), display: 0, to: Some(99) },
+                password: false
+            })
+        );
+        for what in ["-usb", "tablet", "rtl8139", "-netdev"] {
             assert!(c.not_emulated.iter().any(|n| n.contains(what)), "{what} missing from {:?}", c.not_emulated);
         }
         let e = run(&["-machine", "xenfv"]).unwrap_err();
