@@ -21,6 +21,7 @@ const SCENARIOS: &[&str] = &[
     "xen-qemu-pvdisk",
     "xen-ours-pvdisk",
     "xen-bench",
+    "xen-ours-vga-mem",
     "xen-qemu-pci-intx",
     "xen-ours-pci-intx",
     "xen-qemu-vga-std",
@@ -162,6 +163,11 @@ fn xen_ours_cd() {
 #[test]
 fn xen_ours_lifecycle() {
     assert_scenario("xen-ours-lifecycle");
+}
+
+#[test]
+fn xen_ours_vga_mem() {
+    assert_scenario("xen-ours-vga-mem");
 }
 
 #[test]
