@@ -134,7 +134,8 @@ fn run_step(s: &mut TcpStream, env: &StepEnv, name: &str, step: &str, args: &[St
         let _ = writeln!(s, "host-steps: scenario {name:?} has no host-client.sh in this run");
         return 125;
     };
-    let art = env.art_root.join(name);
+    // Absolute: the step runs in its script's directory.
+    let art = std::path::absolute(env.art_root.join(name)).unwrap_or_else(|_| env.art_root.join(name));
     if let Err(e) = std::fs::create_dir_all(&art) {
         let _ = writeln!(s, "host-steps: {}: {e}", art.display());
         return 125;

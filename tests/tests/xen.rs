@@ -28,6 +28,8 @@ const SCENARIOS: &[&str] = &[
     "xen-qemu-vga-cirrus",
     "xen-ours-vga-std",
     "xen-ours-vga-cirrus",
+    "xen-qemu-vga-linux",
+    "xen-ours-vga-linux",
 ];
 
 fn root() -> PathBuf {
@@ -218,4 +220,14 @@ fn xen_ours_vga_std() {
 #[test]
 fn xen_ours_vga_cirrus() {
     assert_scenario("xen-ours-vga-cirrus");
+}
+
+#[test]
+fn xen_qemu_vga_linux() {
+    assert_scenario("xen-qemu-vga-linux");
+}
+
+#[test]
+fn xen_ours_vga_linux() {
+    assert_scenario("xen-ours-vga-linux");
 }

@@ -12,6 +12,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 X=$ROOT/tests/xen
 OUT=${XEN_OUT:-$ROOT/target/xen}
+OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)   # absolute: host steps run in another directory
 export XEN_OUT=$OUT
 CACHE=${NESTED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/devicemodel-tests}
 log() { echo "xen-run: $*" >&2; }

@@ -40,5 +40,11 @@ case $step in
       echo "PICTURE-CHANGED"; diff "$ART/before.text" "$ART/after.text"; exit 1
     fi
     ;;
+  pattern)
+    w=$1 h=$2 d=$3
+    gvnc none "$ART/pattern.png" > "$ART/pattern.gvnc.log" 2>&1 || { echo "gvnccapture failed: $(tail -2 "$ART/pattern.gvnc.log")"; exit 1; }
+    "$PNGCMP" info "$ART/pattern.png"
+    "$PNGCMP" pattern "$ART/pattern.png" --seed 7 --size "${w}x$h" --depth "$d"
+    ;;
   *) echo "unknown step $step"; exit 2 ;;
 esac

@@ -51,3 +51,26 @@ vga_check() {
   host_step capture after "$kind" "${VGA_PW:-none}" && ok "firmware text over VNC after restore" || bad "text after restore"
   host_step kept && ok "xl save/restore kept the picture" || bad "picture changed across save/restore"
 }
+
+# vga_linux NAME DM KIND: the Linux guest (linux.iso) on vga=KIND with vnc=1: its DRM driver's framebuffer holds the
+# fbpat test pattern (guest/linux-init), which must be pixel-exact in a real client's screenshot on the test host.
+vga_linux() {
+  local name=$1 dm=$2 kind=$3 line w h bpp d
+  guest_cfg "$name" "$dm" /xen/linux.iso
+  sed -i -e 's/^memory = .*/memory = 128/' -e '/^vnc = /d' -e '/^vga = /d' "/run/cfg/$name.cfg"
+  printf 'vnc = 1\nvnclisten = "0.0.0.0"\nvncdisplay = 0\nvncunused = 0\nvga = "%s"\n' "$kind" >> "/run/cfg/$name.cfg"
+  create "$name"
+  create_wait "$name" 90
+  if [ "$XLRC" != 0 ]; then bad "xl create rc=$XLRC"; diag "$name"; return; fi
+  if ! wait_serial "$name" XENLINUX-FBPAT 900; then
+    bad "no framebuffer pattern from the Linux guest"; tail -c 2000 "$(serial_log "$name")"; diag "$name"; return
+  fi
+  grep XENLINUX "$(serial_log "$name")" | tr -d '\r'
+  line=$(grep 'XENLINUX-FBPAT' "$(serial_log "$name")" | tr -d '\r')
+  w=$(echo "$line" | sed -n 's/.* \([0-9]*\)x\([0-9]*\) bpp=\([0-9]*\).*/\1/p')
+  h=$(echo "$line" | sed -n 's/.* \([0-9]*\)x\([0-9]*\) bpp=\([0-9]*\).*/\2/p')
+  bpp=$(echo "$line" | sed -n 's/.* bpp=\([0-9]*\).*/\1/p')
+  d=24; [ "$bpp" = 16 ] && d=16
+  sleep 2
+  host_step pattern "$w" "$h" "$d" && ok "Linux framebuffer pattern pixel-exact over VNC" || bad "framebuffer pattern over VNC"
+}
