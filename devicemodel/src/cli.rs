@@ -36,7 +36,7 @@ Devices and I/O:
                                  holds is kept (use it with -serial chardev:ID)
   -nographic                     no display; COM1 on stdio unless -serial is given
   -display none                  no display
-  -vga none                      no VGA card
+  -vga std|cirrus|none           standard VGA (as -device VGA), Cirrus (as -device cirrus-vga), or none
   -vnc HOST:DISPLAY[,password=on][,to=N]  VNC server on port 5900+DISPLAY (to=N: the next
                                  displays up to N when the port is taken; password=on: VNC
                                  authentication, the password set over QMP); -vnc unix:PATH; -vnc none
@@ -46,6 +46,7 @@ Devices and I/O:
   -device isa-debug-exit[,iobase=0xf4][,iosize=4]  writing V exits with status (V << 1) | 1
   -device edu[,addr=SLOT]  QEMU's edu test device (1234:11e8; INTx and MSI)
   -device virtio-rng-pci[,addr=SLOT][,vectors=2]  virtio 1.x entropy device (1af4:1044; vectors=0: INTx)
+  -device cirrus-vga[,vgamem_mb=4|8|16][,romfile=FILE][,addr=SLOT]  Cirrus CLGD 5446 (xl's default card)
 Control:
   -name NAME[,debug-threads=on]  guest name (used in logs)
   -no-shutdown                   on guest power-off, stop the guest but keep running
@@ -474,9 +475,7 @@ fn check_accel(v: &str) -> Result<Accel, CliError> {
 
 /// Devices libxl may ask for that we do not emulate yet: accepted with a loud warning so a
 /// default `xl` configuration starts (the guest runs without them), never silently.
-const NOT_YET_EMULATED: [&str; 18] = [
-    "VGA",
-    "cirrus-vga",
+const NOT_YET_EMULATED: [&str; 16] = [
     "qxl-vga",
     "qxl",
     "intel-hda",
@@ -964,8 +963,23 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             }
             "vga" => {
                 let v = value("VGA type")?;
-                if v != "none" {
-                    return err(format!("-vga {v}: unsupported VGA card (only 'none' for now)"));
+                match v.as_str() {
+                    "none" => {}
+                    // QEMU's -vga std is -device VGA with its defaults, and -vga cirrus is
+                    // -device cirrus-vga; made with the board (before any -device), so the card
+                    // takes the first free slot, 00:02.0.
+                    "std" | "cirrus" => {
+                        let driver = if v == "std" { "VGA" } else { "cirrus-vga" };
+                        cfg.devices.insert(
+                            0,
+                            crate::registry::DeviceRequest {
+                                driver: driver.into(),
+                                props: Vec::new(),
+                                text: format!("{driver} (from -vga {v})"),
+                            },
+                        )
+                    }
+                    _ => return err(format!("-vga {v}: unsupported VGA card (supported: std, cirrus, none)")),
                 }
             }
             "nodefaults" | "no-user-config" | "no-hpet" => {}
@@ -1231,6 +1245,7 @@ mod tests {
         assert_eq!(c.ide.len(), 2);
         assert!(c.no_shutdown);
         // Accepted but not emulated yet: each is reported, none silently dropped.
+        assert!(c.devices.iter().any(|d| d.driver == "VGA" && d.text == "VGA,vgamem_mb=16"), "{:?}", c.devices);
         assert_eq!(
             c.vnc,
             Some(crate::vnc::VncConfig {
@@ -1238,7 +1253,7 @@ mod tests {
                 password: false
             })
         );
-        for what in ["VGA", "-usb", "tablet", "rtl8139", "-netdev"] {
+        for what in ["-usb", "tablet", "rtl8139", "-netdev"] {
             assert!(c.not_emulated.iter().any(|n| n.contains(what)), "{what} missing from {:?}", c.not_emulated);
         }
         let e = run(&["-machine", "xenfv"]).unwrap_err();
@@ -1314,5 +1329,18 @@ mod tests {
             split_opts("file:/a,,b,server=on,nowait"),
             vec![("".into(), "file:/a,b".into()), ("server".into(), "on".into()), ("nowait".into(), "on".into())]
         );
+    }
+
+    #[test]
+    fn vga_std_is_the_standard_vga_device() {
+        let c = run(&["-kernel", "k", "-device", "edu", "-vga", "std"]).unwrap();
+        assert_eq!(c.devices.len(), 2);
+        assert_eq!(c.devices[0].driver, "VGA", "made before the -device ones, as QEMU does");
+        assert!(run(&["-kernel", "k", "-vga", "none"]).unwrap().devices.is_empty());
+        let c = run(&["-kernel", "k", "-vga", "cirrus"]).unwrap();
+        assert_eq!(c.devices.len(), 1);
+        assert_eq!(c.devices[0].driver, "cirrus-vga");
+        let e = run(&["-kernel", "k", "-vga", "vmware"]).unwrap_err();
+        assert!(e.0.contains("-vga vmware") && e.0.contains("std"), "{e}");
     }
 }

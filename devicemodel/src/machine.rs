@@ -254,7 +254,7 @@ pub fn run_on_kvm(
         control: control.clone(),
         timers,
         dma_memory: Arc::new(DeviceRam::new(ram.clone())),
-        vram: Arc::new(devices::display::HostVram),
+        vram: vm.vram_service(),
         xen_platform: None,
         ptys: ptys.to_vec(),
     };

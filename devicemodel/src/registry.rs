@@ -146,6 +146,18 @@ pub static DEVICES: &[DeviceEntry] = &[
         attach: attach_virtio_rng_pci,
     },
     DeviceEntry {
+        name: "VGA",
+        summary: "standard VGA with Bochs VBE (1234:1111; VRAM in BAR0, DISPI and EDID/qext in BAR2, \
+                  SeaVGABIOS in the ROM BAR): -device VGA[,vgamem_mb=16][,romfile=FILE][,addr=SLOT]",
+        attach: attach_vga,
+    },
+    DeviceEntry {
+        name: "cirrus-vga",
+        summary: "Cirrus CLGD 5446 (1013:00b8; xl's default card; LFB in BAR0, blitter and VGA ports in \
+                  BAR1, Cirrus VGA BIOS in the ROM BAR): -device cirrus-vga[,vgamem_mb=4|8|16][,romfile=FILE][,addr=SLOT]",
+        attach: attach_cirrus_vga,
+    },
+    DeviceEntry {
         name: "isa-debug-exit",
         summary: "writing V exits with status (V << 1) | 1: -device isa-debug-exit[,iobase=0x501][,iosize=2]",
         attach: attach_isa_debug_exit,
@@ -214,6 +226,92 @@ fn attach_virtio_rng_pci(props: &mut Props<'_>, machine: Option<&mut DeviceBuild
     Ok(())
 }
 
+/// Where QEMU (as Debian packages it) looks for firmware files: SeaBIOS's VGA BIOSes are in
+/// the seabios package, the rest of QEMU's ROMs in qemu-system-data and ipxe-qemu
+/// (display.md section 0).
+pub const FIRMWARE_DIRS: [&str; 3] = ["/usr/share/seabios", "/usr/share/qemu", "/usr/lib/ipxe/qemu"];
+
+/// The option ROM a PCI device loads: `romfile=` if given (a path, or a name looked up in
+/// [`FIRMWARE_DIRS`]; empty means no ROM, as in QEMU), otherwise `default`.
+pub fn option_rom_image(
+    props_romfile: Option<&str>,
+    default: &str,
+    option: &str,
+) -> Result<Option<Vec<u8>>, DeviceError> {
+    let name = match props_romfile {
+        Some("") => return Ok(None),
+        Some(name) => name,
+        None => default,
+    };
+    let candidates: Vec<std::path::PathBuf> = if name.contains('/') {
+        vec![name.into()]
+    } else {
+        FIRMWARE_DIRS.iter().map(|d| std::path::Path::new(d).join(name)).collect()
+    };
+    let bad = |why: String| DeviceError::BadProperty {
+        option: option.into(),
+        key: "romfile".into(),
+        value: name.into(),
+        why,
+    };
+    for path in &candidates {
+        match std::fs::read(path) {
+            Ok(bytes) => return Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(bad(format!("{}: {e}", path.display()))),
+        }
+    }
+    let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    Err(bad(format!(
+        "option ROM not found (looked for {}); install SeaBIOS's VGA BIOS (Debian: package seabios), \
+         give romfile=PATH, or romfile= for a card without ROM",
+        looked.join(", ")
+    )))
+}
+
+/// QEMU's `-device VGA` properties this card has: `vgamem_mb` (clamped to 1-512 and rounded
+/// up to a power of two, as QEMU does), `romfile`, `addr`. QEMU's `mmio`, `qemu-extended-regs`
+/// and `edid` are accepted when they ask for what this card always is (`on`).
+fn attach_vga(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), DeviceError> {
+    use devices::display::stdvga;
+    let slot = props.pci_slot()?;
+    let vgamem_mb = props.number("vgamem_mb", stdvga::spec::VGAMEM_DEFAULT_MB, u32::MAX as u64)?;
+    for key in ["mmio", "qemu-extended-regs", "edid"] {
+        match props.get(key) {
+            None | Some("on" | "true" | "yes") => {}
+            Some(v) => return Err(props.bad(key, v, "only on is supported")),
+        }
+    }
+    let romfile = props.get("romfile");
+    if let Some(m) = machine {
+        let rom = option_rom_image(romfile, stdvga::spec::ROM_FILE, &props.option())?;
+        stdvga::attach(m, stdvga::StdVgaOptions { vgamem_mb: Some(vgamem_mb), slot, rom })
+            .map_err(|e| props.attach_error(e))?;
+    }
+    Ok(())
+}
+
+/// QEMU's `-device cirrus-vga` properties: `vgamem_mb` (4, 8 or 16; QEMU's default is 4, libxl
+/// passes its videoram, 8 by default), `romfile`, `addr`; `blitter=on` is what the card always is.
+fn attach_cirrus_vga(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), DeviceError> {
+    use devices::display::cirrus;
+    let slot = props.pci_slot()?;
+    let vgamem_mb = props.number("vgamem_mb", cirrus::spec::VGAMEM_MB_DEFAULT.into(), u32::MAX as u64)? as u32;
+    if !cirrus::spec::VGAMEM_MB_ALLOWED.contains(&vgamem_mb) {
+        return Err(props.bad("vgamem_mb", &vgamem_mb.to_string(), "the Cirrus card takes 4, 8 or 16 (MiB)"));
+    }
+    match props.get("blitter") {
+        None | Some("on" | "true" | "yes") => {}
+        Some(v) => return Err(props.bad("blitter", v, "only on is supported")),
+    }
+    let romfile = props.get("romfile");
+    if let Some(m) = machine {
+        let rom = option_rom_image(romfile, cirrus::spec::ROM_FILE, &props.option())?;
+        cirrus::attach(m, cirrus::CirrusOptions { vgamem_mb, slot, rom }).map_err(|e| props.attach_error(e))?;
+    }
+    Ok(())
+}
+
 fn attach_isa_debug_exit(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), DeviceError> {
     let iobase = props.number("iobase", 0x501, 0xffff)?;
     let iosize = props.number("iosize", 2, 4)?;
@@ -263,5 +361,31 @@ mod tests {
         assert!(e.contains("legacy") && e.contains("not emulated"), "{e}");
         let e = validate(&request("virtio-rng-pci,rng=rng0")).unwrap_err().to_string();
         assert!(e.contains("unknown property rng"), "{e}");
+        validate(&request("VGA,vgamem_mb=16,romfile=/x/vgabios-stdvga.bin,addr=2,edid=on")).unwrap();
+        let e = validate(&request("VGA,vgamem_mb=big")).unwrap_err().to_string();
+        assert!(e.contains("vgamem_mb=big"), "{e}");
+        let e = validate(&request("VGA,mmio=off")).unwrap_err().to_string();
+        assert!(e.contains("mmio=off"), "{e}");
+    }
+
+    #[test]
+    fn cirrus_vga_takes_qemus_memory_sizes() {
+        validate(&request("cirrus-vga")).unwrap();
+        validate(&request("cirrus-vga,vgamem_mb=8")).unwrap();
+        validate(&request("cirrus-vga,vgamem_mb=16,romfile=/x/vgabios-cirrus.bin,addr=3,blitter=on")).unwrap();
+        let e = validate(&request("cirrus-vga,vgamem_mb=32")).unwrap_err().to_string();
+        assert!(e.contains("vgamem_mb=32") && e.contains("4, 8 or 16"), "{e}");
+        let e = validate(&request("cirrus-vga,blitter=off")).unwrap_err().to_string();
+        assert!(e.contains("blitter=off"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_option_rom_says_where_it_looked_and_what_to_do() {
+        let e = option_rom_image(Some("/nonexistent/vgabios-stdvga.bin"), "x", "-device VGA").unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("/nonexistent/vgabios-stdvga.bin") && e.contains("romfile="), "{e}");
+        let e = option_rom_image(Some("no-such-rom.bin"), "x", "-device VGA").unwrap_err().to_string();
+        assert!(e.contains("/usr/share/seabios/no-such-rom.bin"), "{e}");
+        assert_eq!(option_rom_image(Some(""), "x", "-device VGA").unwrap(), None, "romfile= means no ROM");
     }
 }

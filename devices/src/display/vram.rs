@@ -139,6 +139,12 @@ pub trait VramService: Send + Sync {
     /// pages the guest wrote directly since the previous call. Returns false when the backend
     /// cannot tell; the caller then treats every page as dirty.
     fn sync_dirty(&self, vram: &Vram, dirty: &mut [u64]) -> bool;
+
+    /// Whether video memory is guest memory that the hypervisor saves with the domain (Xen:
+    /// VRAM is populated guest RAM), so device state must not carry a second copy of it.
+    fn vram_is_guest_memory(&self) -> bool {
+        false
+    }
 }
 
 /// Video memory the guest never maps directly: every BAR0 access reaches the device, which

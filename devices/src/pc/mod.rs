@@ -220,6 +220,18 @@ impl DeviceBuilder {
             .map_err(|e| PcError::Resource { device: name.into(), why: e.to_string() })
     }
 
+    /// Attaches the fixed MMIO range `(base, len)` to `device` (the legacy VGA window).
+    pub fn add_mmio<T: BusDevice + 'static>(
+        &mut self,
+        name: &str,
+        (base, len): (u64, u64),
+        device: Arc<Mutex<T>>,
+    ) -> Result<(), PcError> {
+        self.bus
+            .insert(AddressSpace::Mmio, base, len, name, device)
+            .map_err(|e| PcError::Resource { device: name.into(), why: e.to_string() })
+    }
+
     /// Registers a device for save/restore; instances of one state id are numbered in order.
     pub fn save<T: DeviceState + 'static>(&mut self, device: Arc<Mutex<T>>) {
         let id = device.lock().unwrap_or_else(|e| e.into_inner()).state_id();

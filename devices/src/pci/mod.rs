@@ -6,6 +6,7 @@ pub mod function;
 pub mod intx_router;
 pub mod msi;
 pub mod msix;
+pub mod option_rom;
 pub mod root;
 
 use std::sync::{Arc, Mutex};
