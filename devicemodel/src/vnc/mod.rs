@@ -73,6 +73,9 @@ pub enum SharePolicy {
 pub const PORT_BASE: u16 = 5900;
 /// Clients at once (beyond it, new connections are closed).
 pub const MAX_CLIENTS: usize = 16;
+/// Connections at once, handshaking ones included (each has a thread; a connection flood
+/// must not create threads without bound).
+pub const MAX_CONNECTIONS: usize = 32;
 /// A client whose socket does not take our update within this is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The handshake must be done within this.
@@ -254,6 +257,8 @@ struct Inner {
     input: InputRouter,
     clients: Mutex<Vec<ClientEntry>>,
     next_client: AtomicU64,
+    /// Connections being served (handshaking or initialized).
+    connections: std::sync::atomic::AtomicUsize,
     events: EventSender,
     stopping: AtomicBool,
     write_timeout: Duration,
@@ -365,6 +370,7 @@ impl VncServer {
             password: Mutex::new(Password::default()),
             clients: Mutex::new(Vec::new()),
             next_client: AtomicU64::new(1),
+            connections: std::sync::atomic::AtomicUsize::new(0),
             events,
             stopping: AtomicBool::new(false),
             write_timeout: options.write_timeout,
@@ -513,14 +519,22 @@ fn accept_loop(inner: &Arc<Inner>, listener: Listener) {
                 continue;
             }
         };
-        if lock(&inner.clients).len() >= MAX_CLIENTS {
-            log::warn!("VNC: {}:{} refused: already {MAX_CLIENTS} clients", peer.host, peer.service);
+        if lock(&inner.clients).len() >= MAX_CLIENTS || inner.connections.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            log::warn!(
+                "VNC: {}:{} refused: already {MAX_CLIENTS} clients or {MAX_CONNECTIONS} connections",
+                peer.host,
+                peer.service
+            );
             continue;
         }
-        let inner = inner.clone();
-        let spawned =
-            std::thread::Builder::new().name("vnc-client".into()).spawn(move || serve_client(&inner, stream, peer));
+        inner.connections.fetch_add(1, Ordering::SeqCst);
+        let served = inner.clone();
+        let spawned = std::thread::Builder::new().name("vnc-client".into()).spawn(move || {
+            serve_client(&served, stream, peer);
+            served.connections.fetch_sub(1, Ordering::SeqCst);
+        });
         if let Err(e) = spawned {
+            inner.connections.fetch_sub(1, Ordering::SeqCst);
             log::warn!("VNC: cannot start a client thread: {e}");
         }
     }

@@ -667,3 +667,23 @@ fn an_exclusive_client_takes_the_display_as_qemu_allows_by_default() {
         "refused while exclusive"
     );
 }
+
+#[test]
+fn a_connection_flood_is_bounded() {
+    let r = rig(32, 16);
+    // Connections that never finish the handshake hold no more than MAX_CONNECTIONS threads;
+    // beyond that the server closes them at once.
+    let idle: Vec<UnixStream> = (0..MAX_CONNECTIONS + 8).map(|_| connect(&r)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut closed = 0;
+    for mut s in idle {
+        let mut v = [0u8; 12];
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        // Served connections got the version; refused ones read end-of-file.
+        if let Ok(0) = s.read(&mut v) {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 8, "{closed} of {} closed", MAX_CONNECTIONS + 8);
+    assert!(r.server.inner.connections.load(std::sync::atomic::Ordering::SeqCst) <= MAX_CONNECTIONS);
+}
