@@ -271,8 +271,7 @@ pub fn option_rom_image(
 
 /// QEMU's `-device VGA` properties this card has: `vgamem_mb` (clamped to 1-512 and rounded
 /// up to a power of two, as QEMU does), `romfile`, `addr`. QEMU's `mmio`, `qemu-extended-regs`
-/// and `edid` are accepted when they ask for what this card always is (`on`); `edid=on` is
-/// accepted although no EDID blob is provided yet (guests then use their built-in modes).
+/// and `edid` are accepted when they ask for what this card always is (`on`).
 fn attach_vga(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), DeviceError> {
     use devices::display::stdvga;
     let slot = props.pci_slot()?;
