@@ -36,11 +36,17 @@ Devices and I/O:
                                  holds is kept (use it with -serial chardev:ID)
   -nographic                     no display; COM1 on stdio unless -serial is given
   -display none                  no display
-  -vga std|none                  standard VGA (as -device VGA), or no VGA card
+  -vga std|cirrus|none           standard VGA (as -device VGA), Cirrus (as -device cirrus-vga), or none
+  -vnc HOST:DISPLAY[,password=on][,to=N]  VNC server on port 5900+DISPLAY (to=N: the next
+                                 displays up to N when the port is taken; password=on: VNC
+                                 authentication, the password set over QMP); -vnc unix:PATH; -vnc none
+  -k KEYMAP                      VNC keyboard layout from /usr/share/qemu/keymaps (de, fr, ...):
+                                 keysyms are then always mapped through it
   -nodefaults, -no-user-config   accepted (we never add devices you did not ask for)
   -device isa-debug-exit[,iobase=0xf4][,iosize=4]  writing V exits with status (V << 1) | 1
   -device edu[,addr=SLOT]  QEMU's edu test device (1234:11e8; INTx and MSI)
   -device virtio-rng-pci[,addr=SLOT][,vectors=2]  virtio 1.x entropy device (1af4:1044; vectors=0: INTx)
+  -device cirrus-vga[,vgamem_mb=4|8|16][,romfile=FILE][,addr=SLOT]  Cirrus CLGD 5446 (xl's default card)
 Control:
   -name NAME[,debug-threads=on]  guest name (used in logs)
   -no-shutdown                   on guest power-off, stop the guest but keep running
@@ -188,6 +194,10 @@ pub struct Config {
     /// a warning so that a default libxl configuration starts; see README "Command-line policy").
     pub not_emulated: Vec<String>,
     pub log: LogConfig,
+    /// `-vnc`: the VNC server's listen address and options (None: `-vnc none` or no `-vnc`).
+    pub vnc: Option<crate::vnc::VncConfig>,
+    /// `-k`: the VNC keymap (keysyms are then always mapped through it).
+    pub keymap: Option<String>,
 }
 
 impl Default for Config {
@@ -218,6 +228,8 @@ impl Default for Config {
             runas: None,
             incoming_fd: None,
             not_emulated: Vec::new(),
+            vnc: None,
+            keymap: None,
             log: LogConfig { file: None, guest_errors: false, unimp: false, debug: false, trace: false },
         }
     }
@@ -463,8 +475,7 @@ fn check_accel(v: &str) -> Result<Accel, CliError> {
 
 /// Devices libxl may ask for that we do not emulate yet: accepted with a loud warning so a
 /// default `xl` configuration starts (the guest runs without them), never silently.
-const NOT_YET_EMULATED: [&str; 17] = [
-    "cirrus-vga",
+const NOT_YET_EMULATED: [&str; 16] = [
     "qxl-vga",
     "qxl",
     "intel-hda",
@@ -855,16 +866,17 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             }
             "vnc" => {
                 let v = value("VNC display")?;
-                if v != "none" {
-                    cfg.not_emulated.push(format!("-vnc {v} (no VNC server yet)"));
-                }
+                cfg.vnc = crate::vnc::VncConfig::parse(&v).map_err(CliError)?;
             }
             "spice" => {
                 let v = value("SPICE options")?;
                 cfg.not_emulated.push(format!("-spice {v} (no SPICE server yet)"));
             }
             "k" => {
-                let _ = value("keymap")?;
+                let v = value("keymap")?;
+                // Checked now so a typo fails at start, not at the first key press.
+                crate::vnc::keymap::Keymap::load(&v).map_err(CliError)?;
+                cfg.keymap = Some(v);
             }
             "usb" => cfg.not_emulated.push("-usb".into()),
             "usbdevice" => {
@@ -953,17 +965,21 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                 let v = value("VGA type")?;
                 match v.as_str() {
                     "none" => {}
-                    // QEMU's -vga std is -device VGA with its defaults, made with the board
-                    // (before any -device), so it takes the first free slot, 00:02.0.
-                    "std" => cfg.devices.insert(
-                        0,
-                        crate::registry::DeviceRequest {
-                            driver: "VGA".into(),
-                            props: Vec::new(),
-                            text: "VGA (from -vga std)".into(),
-                        },
-                    ),
-                    _ => return err(format!("-vga {v}: unsupported VGA card (supported: std, none)")),
+                    // QEMU's -vga std is -device VGA with its defaults, and -vga cirrus is
+                    // -device cirrus-vga; made with the board (before any -device), so the card
+                    // takes the first free slot, 00:02.0.
+                    "std" | "cirrus" => {
+                        let driver = if v == "std" { "VGA" } else { "cirrus-vga" };
+                        cfg.devices.insert(
+                            0,
+                            crate::registry::DeviceRequest {
+                                driver: driver.into(),
+                                props: Vec::new(),
+                                text: format!("{driver} (from -vga {v})"),
+                            },
+                        )
+                    }
+                    _ => return err(format!("-vga {v}: unsupported VGA card (supported: std, cirrus, none)")),
                 }
             }
             "nodefaults" | "no-user-config" | "no-hpet" => {}
@@ -1230,7 +1246,14 @@ mod tests {
         assert!(c.no_shutdown);
         // Accepted but not emulated yet: each is reported, none silently dropped.
         assert!(c.devices.iter().any(|d| d.driver == "VGA" && d.text == "VGA,vgamem_mb=16"), "{:?}", c.devices);
-        for what in ["-vnc", "-usb", "tablet", "rtl8139", "-netdev"] {
+        assert_eq!(
+            c.vnc,
+            Some(crate::vnc::VncConfig {
+                listen: crate::vnc::VncListen::Tcp { host: "127.0.0.1".into(), display: 0, to: Some(99) },
+                password: false
+            })
+        );
+        for what in ["-usb", "tablet", "rtl8139", "-netdev"] {
             assert!(c.not_emulated.iter().any(|n| n.contains(what)), "{what} missing from {:?}", c.not_emulated);
         }
         let e = run(&["-machine", "xenfv"]).unwrap_err();
@@ -1314,6 +1337,9 @@ mod tests {
         assert_eq!(c.devices.len(), 2);
         assert_eq!(c.devices[0].driver, "VGA", "made before the -device ones, as QEMU does");
         assert!(run(&["-kernel", "k", "-vga", "none"]).unwrap().devices.is_empty());
+        let c = run(&["-kernel", "k", "-vga", "cirrus"]).unwrap();
+        assert_eq!(c.devices.len(), 1);
+        assert_eq!(c.devices[0].driver, "cirrus-vga");
         let e = run(&["-kernel", "k", "-vga", "vmware"]).unwrap_err();
         assert!(e.0.contains("-vga vmware") && e.0.contains("std"), "{e}");
     }

@@ -4,6 +4,7 @@
 
 pub mod block;
 pub mod cli;
+pub mod console;
 pub mod event_loop;
 pub mod guest_ram;
 pub mod kvm;
@@ -16,5 +17,6 @@ pub mod qmp;
 pub mod registry;
 pub mod session;
 pub mod signals;
+pub mod vnc;
 pub mod xen;
 pub mod xen_machine;

@@ -77,6 +77,16 @@ pub struct Machine {
     pub devices: crate::migration::MachineDevices,
     /// What the consoles show (VNC, `screendump`), primary first.
     pub displays: Vec<devices::display::SharedDisplay>,
+    /// Where the consoles' keyboard and pointer events go.
+    pub input: MachineInput,
+}
+
+/// The machine's input devices as the consoles see them (the PS/2 keyboard and mouse today;
+/// a USB tablet or Xen vkbd would be an absolute pointer here).
+#[derive(Clone)]
+pub struct MachineInput {
+    pub keyboard: Arc<dyn devices::input::KeyboardInput>,
+    pub pointer: Arc<dyn devices::input::PointerInput>,
 }
 
 fn serial_output(
@@ -137,14 +147,15 @@ impl Machine {
             Platform { interrupts, control, timers, dma_memory, vram },
         )
         .map_err(|e| MachineError(e.to_string()))?;
-        let Pc { serials, cmos, ide, devices: mut builder, .. } = pc;
+        let Pc { serials, cmos, ide, ps2_input, devices: mut builder, .. } = pc;
         // -device NAME,... from the registry, in command-line order.
         crate::registry::attach_all(&cfg.devices, &mut builder).map_err(|e| MachineError(e.to_string()))?;
         let bus = builder.bus.clone();
         let displays = builder.displays().to_vec();
         let devices =
             crate::migration::MachineDevices { bus: bus.clone(), saved: builder.saved().to_vec(), dirty_log: None };
-        Ok(Machine { bus, serials, cmos, ide, devices, displays })
+        let input = MachineInput { keyboard: Arc::new(ps2_input.clone()), pointer: Arc::new(ps2_input) };
+        Ok(Machine { bus, serials, cmos, ide, devices, displays, input })
     }
 }
 
@@ -243,7 +254,7 @@ pub fn run_on_kvm(
         control: control.clone(),
         timers,
         dma_memory: Arc::new(DeviceRam::new(ram.clone())),
-        vram: Arc::new(devices::display::HostVram),
+        vram: vm.vram_service(),
         xen_platform: None,
         ptys: ptys.to_vec(),
     };

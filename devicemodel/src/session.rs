@@ -8,12 +8,14 @@ use devices::storage::ide::IdeDriveConfig;
 
 use crate::block::{open_attachment, DriveStats};
 use crate::cli::{Config, DriveMedia, MachineKind, SerialBackend};
+use crate::console::Console;
 use crate::event_loop::{EventLoop, FdWatch};
 use crate::machine::{self, IdeDrives, StopReason};
 use crate::migration::qmp::MigrationCommands;
 use crate::monitor::{BlockCommands, MachineHooks};
 use crate::pty::Pty;
 use crate::qmp::{HandlerChain, QmpServer, QmpShared, RunState, RunStateCommands};
+use crate::vnc::{VncOptions, VncServer};
 
 /// One vCPU for query-cpus-fast: one socket, one core and one thread per vCPU.
 fn vcpu_info(index: u32, host_thread_id: i64) -> crate::qmp::VcpuInfo {
@@ -42,6 +44,10 @@ pub struct Session {
     _signals: Option<FdWatch>,
     /// Runs every machine's device timers, and the signal watch; outlives guest reboots.
     event_loop: EventLoop,
+    /// What VNC and `screendump` show; each machine attaches its displays and input to it.
+    console: Console,
+    /// `-vnc`: outlives guest reboots (clients stay connected).
+    vnc: Option<VncServer>,
 }
 
 impl Session {
@@ -72,11 +78,32 @@ impl Session {
             Arc::new(RunStateCommands::new(initial, !cfg.start_paused, hooks.clone(), shared.events.clone()));
         let migration = Arc::new(MigrationCommands::new(runstate.clone()));
         let block = Arc::new(BlockCommands::new(&cfg.ide, &stats, shared.events.clone()));
+        let event_loop = EventLoop::start(Arc::new(devices::clock::HostClock::new()))?;
+        let console = Console::new(Arc::new(event_loop.handle()));
+        let vnc = match &cfg.vnc {
+            Some(v) => {
+                let mut options = VncOptions::new(v.clone());
+                options.keymap = cfg.keymap.clone();
+                options.name = match &cfg.name {
+                    Some(n) => format!("QEMU ({n})"),
+                    None => "QEMU".into(),
+                };
+                Some(VncServer::start(options, console.clone(), shared.events.clone())?)
+            }
+            None => {
+                if cfg.keymap.is_some() {
+                    log::warn!("-k: no VNC server (-vnc), so the keymap is not used");
+                }
+                None
+            }
+        };
         let qmp = if cfg.qmp.is_empty() {
             None
         } else {
-            let handler =
-                Arc::new(HandlerChain::new().with(runstate.clone()).with(block.clone()).with(migration.clone()));
+            let display = Arc::new(crate::qmp::DisplayCommands::new(console.clone(), vnc.clone()));
+            let handler = Arc::new(
+                HandlerChain::new().with(runstate.clone()).with(block.clone()).with(migration.clone()).with(display),
+            );
             Some(QmpServer::start_with(cfg.qmp.clone(), handler, shared)?)
         };
         let chardevs = cfg
@@ -100,13 +127,25 @@ impl Session {
         if cfg.machine == MachineKind::None {
             runstate.set_command_line_options(vec![crate::qmp::CommandLineOption::run_with()]);
         }
-        let event_loop = EventLoop::start(Arc::new(devices::clock::HostClock::new()))?;
         let quit = hooks.clone();
         let signals = crate::signals::watch(&event_loop.handle(), move || {
             log::info!("termination signal: stopping");
             crate::qmp::RunControlHooks::quit(&*quit);
         });
-        Ok(Session { cfg, hooks, runstate, block, migration, qmp, initial_media, ptys, _signals: signals, event_loop })
+        Ok(Session {
+            cfg,
+            hooks,
+            runstate,
+            block,
+            migration,
+            qmp,
+            initial_media,
+            ptys,
+            _signals: signals,
+            event_loop,
+            console,
+            vnc,
+        })
     }
 
     /// The drives for the next boot: disks as opened, CD-ROMs with whatever medium they hold now.
@@ -149,6 +188,9 @@ impl Session {
         if let Some(q) = self.qmp {
             q.shutdown();
         }
+        if let Some(v) = &self.vnc {
+            v.shutdown();
+        }
         exit
     }
 
@@ -169,9 +211,11 @@ impl Session {
         let migration = self.migration.clone();
         let start_paused = self.cfg.start_paused;
         let incoming = self.cfg.incoming_fd.is_some();
+        let console = self.console.clone();
         let on_built = move |m: &machine::Machine| {
             block.attach(m.ide.clone());
             migration.attach(m.devices.clone());
+            console.attach(&m.displays, m.input.clone());
             if incoming {
                 // The device state is in: running if `cont` already came (or no -S), else paused.
                 runstate.incoming_done();
@@ -215,9 +259,11 @@ impl Session {
             let block = self.block.clone();
             let migration = self.migration.clone();
             let started = control.is_running();
+            let console = self.console.clone();
             let on_built = move |m: &machine::Machine| {
                 block.attach(m.ide.clone());
                 migration.attach(m.devices.clone());
+                console.attach(&m.displays, m.input.clone());
                 if started {
                     runstate.started();
                 }
@@ -228,6 +274,8 @@ impl Session {
                 Ok(r) => r,
                 Err(e) => break Exit::Error(e.to_string()),
             };
+            // Input has nowhere to go until the next machine attaches.
+            self.console.detach();
             log::info!("guest stopped: {reason:?}");
             match reason {
                 StopReason::PowerOff => {

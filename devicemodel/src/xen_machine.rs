@@ -98,17 +98,18 @@ pub fn run_on_xen(
     // libxl wrote the guest's PV backends before starting us; we serve none of them: say which.
     let pv_backends = UnservedBackends::start(backend.xenstore(), domid);
     let host = Arc::new(PlatformHost { ide: OnceLock::new(), dm: backend.dm().clone(), pv_backends });
+    let vram = backend.vram_service(cfg.mem_size, cfg.incoming_fd.is_some())?;
     let wiring = Wiring {
         interrupts: backend.interrupts(),
         control: backend.vm_control(),
         timers,
         dma_memory: mem.clone(),
-        vram: Arc::new(devices::display::HostVram),
+        vram: vram.clone(),
         xen_platform: Some(host.clone()),
         ptys: ptys.to_vec(),
     };
     let mut machine = Machine::build(cfg, wiring, ide_drives).map_err(|e| e.to_string())?;
-    machine.devices.dirty_log = Some(mem.clone());
+    machine.devices.dirty_log = Some(Arc::new(crate::xen::vram::XenDirtyLog { memory: mem.clone(), vram }));
     let _ = host.ide.set(machine.ide.clone());
     // Restore (libxl's qemu-resume file): device state only, before the first ioreq; guest RAM
     // is Xen's and is never populated here.

@@ -16,6 +16,8 @@ impl KeyCode {
     pub const RIGHT_ALT: KeyCode = KeyCode(0xe038);
     pub const NUM_LOCK: KeyCode = KeyCode(0x45);
     pub const CAPS_LOCK: KeyCode = KeyCode(0x3a);
+    /// Pause/Break: no break code; sent as its own make sequence.
+    pub const PAUSE: KeyCode = KeyCode(0xe11d);
 
     /// Whether the key is sent with the 0xe0 prefix.
     pub fn extended(self) -> bool {

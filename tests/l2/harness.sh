@@ -62,11 +62,16 @@ boot_until() {
 # bg CMD [ARGS...]: run a harness command (boot, dm, ours, qemu) in the background, in its own
 # session (the L2 watchdog kills it too), output into $BG_OUT and live on the console.
 # Sets BG_PID. Use one at a time; bg_wait/bg_stop end it. BG_QUIET=1: no live copy.
+# BG_STDIN=FILE: its standard input (default /dev/null), e.g. a FIFO (see guest_input).
+# guest_input: makes /tmp/guest.in a FIFO held open for writing (fd 8) and sets BG_STDIN to it, so
+# with -serial stdio `guest_say TEXT` types a line on the guest's serial console.
+guest_input() { rm -f /tmp/guest.in; mkfifo /tmp/guest.in; exec 8<>/tmp/guest.in; BG_STDIN=/tmp/guest.in; }
+guest_say() { echo "$*" >&8; }
 BG_N=0
 bg() {
   BG_N=$((BG_N + 1)); BG_OUT=/tmp/bg.$$.$BG_N; : > $BG_OUT
   export DM KERNEL INITRD APPEND APPEND_EXTRA NO_REBOOT MEM SMP
-  setsid sh -c '. /bin/harness.sh; "$@"' bg "$@" > $BG_OUT 2>&1 &
+  setsid sh -c '. /bin/harness.sh; "$@"' bg "$@" < "${BG_STDIN:-/dev/null}" > $BG_OUT 2>&1 &
   BG_PID=$!
   echo $BG_PID >> /tmp/sessions
   if [ -n "${BG_QUIET:-}" ]; then BG_TAIL=; else bg_follow $BG_PID $BG_OUT & BG_TAIL=$!; fi
@@ -130,6 +135,21 @@ q() {
   { /bin/qmp "$@"; echo "@@qmp-rc=$?"; } > $_f 2>&1
   grep -v '^@@qmp-rc=' $_f | sed "s/^/qmp $_l: /"
   _rc=$(sed -n 's/^@@qmp-rc=//p' $_f); rm -f $_f
+  return $_rc
+}
+
+# host_step STEP [ARGS...]: run `host-client.sh STEP ARGS` of this scenario on the test host
+# (real VNC clients on the forwarded port; tests/src/host_steps.rs), print its output as
+# "host STEP: ..." lines and "@@host STEP rc=N"; returns N (125: no host steps in this run).
+host_step() {
+  _st=$1
+  if [ -z "${HOSTSTEPS:-}" ]; then echo "@@host $_st rc=125 (no host steps: scenario has no host-client.sh)"; return 125; fi
+  _f=$(mktemp /tmp/hs.XXXXXX)
+  echo "$NAME $*" | nc "${HOSTSTEPS%:*}" "${HOSTSTEPS##*:}" > $_f 2>&1
+  grep -v '^@@host-rc=' $_f | tr -d '\r' | sed "s/^/host $_st: /"
+  _rc=$(sed -n 's/^@@host-rc=//p' $_f); rm -f $_f
+  [ -n "$_rc" ] || _rc=126
+  echo "@@host $_st rc=$_rc"
   return $_rc
 }
 

@@ -61,6 +61,25 @@ build_qmp() {
   cp "$bin" "$OUT/qmp"
 }
 
+# ---------- pngcmp (tests/src/bin/pngcmp.rs): on the host for host steps, static in L2 /bin; ----------
+# ---------- vncbench (tests/src/bin/vncbench.rs, the display benchmark's client) static in L2 /bin ----------
+build_pngcmp() {
+  cd "$ROOT"
+  export CARGO_TARGET_DIR=${NESTED_CARGO_TARGET:-$ROOT/target/nested-cargo}
+  cargo build --release -p nested-tests --bin pngcmp >&2 || return 1
+  cp "$CARGO_TARGET_DIR/release/pngcmp" "$OUT/pngcmp.new" && mv -f "$OUT/pngcmp.new" "$OUT/pngcmp"
+  if [ -z "${NESTED_NO_MUSL:-}" ] && rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    cargo build --release -p nested-tests --bin pngcmp --bin vncbench --target x86_64-unknown-linux-musl >&2 || return 1
+    cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/pngcmp" "$OUT/pngcmp-static"
+    cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/vncbench" "$OUT/vncbench"
+  else
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+      cargo build --release -p nested-tests --bin pngcmp --bin vncbench --target x86_64-unknown-linux-gnu >&2 || return 1
+    cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/pngcmp" "$OUT/pngcmp-static"
+    cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/vncbench" "$OUT/vncbench"
+  fi
+}
+
 # ---------- guest tools: tests/guest-tools/*.c, static (musl-gcc when present: ~50 KB each) ----------
 build_guest_tools() {
   local G=$OUT/guest-tools c n cc="gcc -static"
@@ -82,10 +101,13 @@ build_l2_base() {
   rm -rf "$R" && mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,run,mods,l3,etc}
   cp $BUSYBOX "$R/bin/busybox"
   for a in $($BUSYBOX --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"; done
-  resolve_modules kvm_amd > "$OUT/l2-modules.txt"
+  # virtio_net: L1 user networking for scenarios with host steps (VNC clients on the host)
+  resolve_modules kvm_amd virtio_pci virtio_net > "$OUT/l2-modules.txt"
   while read -r m; do cp "$m" "$R/mods/"; basename "$m" .ko; done < "$OUT/l2-modules.txt" > "$R/mods/order"
   if [ -f "$OUT/devicemodel" ]; then cp "$OUT/devicemodel" "$R/bin/devicemodel"; fi
   cp "$OUT/qmp" "$R/bin/qmp"
+  cp "$OUT/pngcmp-static" "$R/bin/pngcmp"
+  cp "$OUT/vncbench" "$R/bin/vncbench"
   # e2fsck (dynamic, Debian's) with its libraries, to check guest-made filesystems in L2
   local f l
   f=$(command -v e2fsck || echo /sbin/e2fsck)
@@ -95,6 +117,10 @@ build_l2_base() {
   else
     log "warning: no e2fsck on the host; L2 will not have it"
   fi
+  # Display devices (ours and QEMU alike): Debian's VGA BIOS ROMs and the VNC keymaps (-k).
+  mkdir -p "$R/usr/share/seabios" "$R/usr/share/qemu/keymaps"
+  cp /usr/share/seabios/vgabios-stdvga.bin /usr/share/seabios/vgabios-cirrus.bin "$R/usr/share/seabios/"
+  cp /usr/share/qemu/keymaps/en-us /usr/share/qemu/keymaps/de "$R/usr/share/qemu/keymaps/"
   cp "$VMLINUX" "$R/l3/vmlinux"
   cp "$T/l2/init" "$R/init"; cp "$T/l2/harness.sh" "$R/bin/harness.sh"; chmod +x "$R/init"
   mkcpio "$R" "$OUT/l2-base.cpio"
@@ -153,6 +179,7 @@ elif ! (build_dm); then
   rm -f "$OUT/devicemodel"
 fi
 build_qmp || { log "building the qmp client failed"; exit 1; }
+build_pngcmp || { log "building pngcmp failed"; exit 1; }
 build_guest_tools || exit 1
 build_l2_base
 if [ "${NESTED_WITH_QEMU:-1}" = 1 ]; then build_l2_qemu; else rm -rf "$OUT/l2-qemu" "$OUT/l2-qemu.cpio"; fi

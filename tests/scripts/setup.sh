@@ -17,11 +17,15 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have qemu-system-x86_64 || need+=(qemu-system-x86)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 [ -f /usr/share/seabios/bios-256k.bin ] || need+=(seabios)
+# QEMU's keymaps for the VNC server's -k (devicemodel reads /usr/share/qemu/keymaps)
+[ -f /usr/share/qemu/keymaps/en-us ] || need+=(qemu-system-data)
 have cpio || need+=(cpio)
 have xorriso || need+=(xorriso)
 have python3 || need+=(python3)
 have file || need+=(file)
 have dpkg-deb || need+=(dpkg)
+# gvnccapture: a real VNC client that writes a PNG without X (display scenarios' host steps)
+have gvnccapture || need+=(gvncviewer)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   log "installing ${need[*]}"
@@ -68,6 +72,16 @@ PY
   touch .complete
   cd / && rm -rf "$K" && mv "$K.tmp" "$K"
 fi
+# ---------- vncdotool (PyPI only): a scriptable VNC client (keys, pointer, capture) ----------
+VNCDO_VENV=$CACHE/vncdotool-1.4.2
+if [ ! -x "$VNCDO_VENV/bin/vncdo" ]; then
+  log "installing vncdotool 1.4.2 into $VNCDO_VENV"
+  rm -rf "$VNCDO_VENV"
+  python3 -m venv "$VNCDO_VENV" >&2 && "$VNCDO_VENV/bin/pip" install -q vncdotool==1.4.2 >&2 \
+    || { log "cannot install vncdotool (python3 -m venv + pip install vncdotool==1.4.2): the display scenarios need it"; exit 1; }
+fi
+have gvnccapture || { log "gvnccapture missing after installing gvncviewer"; exit 1; }
+
 KVER=$(basename "$(ls -d "$K"/root/lib/modules/*/ | head -1)")
 cat > "$CACHE/setup.env" <<ENV
 KERNEL_DIR=$K
@@ -75,5 +89,7 @@ KVER=$KVER
 VMLINUZ=$K/root/boot/vmlinuz-$KVER
 VMLINUX=$K/vmlinux
 KMOD=$K/root/lib/modules/$KVER
+VNCDO=$VNCDO_VENV/bin/vncdo
+GVNCCAPTURE=$(command -v gvnccapture)
 ENV
 cat "$CACHE/setup.env"

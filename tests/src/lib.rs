@@ -7,6 +7,8 @@
 //! with `@@BEGIN`/`@@END` markers. The console logs are split per scenario and checked against
 //! the scenario's `expect` file.
 
+pub mod host_steps;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -137,6 +139,9 @@ pub struct Scenario {
     pub dir: PathBuf,
     pub options: Options,
     pub expect: Vec<Expectation>,
+    /// The scenario has a `host-client.sh`: steps that run on the test host (real VNC
+    /// clients), requested from L2 with `host_step` (see [`HostSteps`]).
+    pub host_client: bool,
 }
 
 pub fn load_scenario(dir: &Path) -> Result<Scenario, String> {
@@ -154,7 +159,8 @@ pub fn load_scenario(dir: &Path) -> Result<Scenario, String> {
     if !dir.join("guest.sh").is_file() && !dir.join("host.sh").is_file() && !dir.join("cmdline").is_file() {
         return Err(format!("{name}: needs guest.sh, host.sh or cmdline"));
     }
-    Ok(Scenario { name, dir: dir.to_path_buf(), options, expect })
+    let host_client = dir.join("host-client.sh").is_file();
+    Ok(Scenario { name, dir: dir.to_path_buf(), options, expect, host_client })
 }
 
 pub fn discover(scenarios_dir: &Path) -> Result<Vec<Scenario>, String> {
@@ -416,13 +422,32 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
         let scen: Vec<Scenario> = group.iter().map(|&i| all[i].clone()).collect();
         // The QEMU overlay (49 MB) only goes into the L2 images that use it.
         let with_qemu = cfg.dm == DeviceModel::Qemu || scen.iter().any(|s| s.options.needs_qemu);
-        let initrd = prepare_worker(&out, w, &scen, cfg.dm, with_qemu)?;
+        // Scenarios with host steps get L1 user networking: the step server and a forwarded
+        // VNC port (see host_steps.rs).
+        let net = if scen.iter().any(|s| s.host_client) {
+            let vnc_port = host_steps::free_port()?;
+            let steps = host_steps::HostSteps::start(step_env(&out, &scen, vnc_port, &setup))?;
+            Some((steps, vnc_port))
+        } else {
+            None
+        };
+        let net_ports = net.as_ref().map(|(h, v)| (h.port(), *v));
+        let initrd = prepare_worker(&out, w, &scen, cfg.dm, with_qemu, net_ports.map(|p| p.0))?;
         let limit = L2_OVERHEAD + scen.iter().map(|s| s.options.timeout + 5).sum::<u64>();
-        let cmd = l1_command(&qemu, &vmlinuz, &initrd, &cfg.l2_mem);
+        let mut cmd = l1_command(&qemu, &vmlinuz, &initrd, &cfg.l2_mem);
+        if let Some((_, vnc)) = net_ports {
+            // L2's VNC display :0 (port 5900) is reachable on the host at 127.0.0.1:<vnc>.
+            cmd.args(["-netdev", &format!("user,id=net0,hostfwd=tcp:127.0.0.1:{vnc}-:5900")])
+                .args(["-device", "virtio-net-pci,netdev=net0,romfile="]);
+        }
         let log = out.join(format!("worker-{w}/console.log"));
         let names: Vec<&str> = scen.iter().map(|s| s.name.as_str()).collect();
         progress(&format!("worker {w}: {} (console: {})", names.join(" "), log.display()));
-        handles.push(thread::spawn(move || run_l1(w, cmd, &log, Duration::from_secs(limit))));
+        handles.push(thread::spawn(move || {
+            let r = run_l1(w, cmd, &log, Duration::from_secs(limit));
+            drop(net);
+            r
+        }));
     }
     let mut logs = Vec::new();
     for (w, h) in handles.into_iter().enumerate() {
@@ -496,7 +521,34 @@ fn which(prog: &str) -> Option<PathBuf> {
 }
 
 /// Writes the worker's overlay (scenario dirs, list, DM choice) and concatenates the L2 image.
-fn prepare_worker(out: &Path, w: usize, scen: &[Scenario], dm: DeviceModel, qemu: bool) -> Result<PathBuf, String> {
+/// The environment of one worker's host steps: VNC port, client and checker paths.
+fn step_env(out: &Path, scen: &[Scenario], vnc_port: u16, setup: &BTreeMap<String, String>) -> host_steps::StepEnv {
+    let mut env = host_steps::StepEnv { art_root: out.join("results"), ..Default::default() };
+    for s in scen.iter().filter(|s| s.host_client) {
+        env.scenarios.insert(s.name.clone(), s.dir.join("host-client.sh"));
+        env.files.insert(s.name.clone(), out.join("scen").join(&s.name).join("files"));
+    }
+    env.vars.push(("VNC_HOST".into(), "127.0.0.1".into()));
+    env.vars.push(("VNC_PORT".into(), vnc_port.to_string()));
+    // gvnccapture takes a display number only (port = 5900 + display).
+    env.vars.push(("VNC_DISPLAY".into(), vnc_port.saturating_sub(5900).to_string()));
+    env.vars.push(("PNGCMP".into(), out.join("pngcmp").display().to_string()));
+    for k in ["VNCDO", "GVNCCAPTURE"] {
+        if let Some(v) = setup.get(k) {
+            env.vars.push((k.into(), v.clone()));
+        }
+    }
+    env
+}
+
+fn prepare_worker(
+    out: &Path,
+    w: usize,
+    scen: &[Scenario],
+    dm: DeviceModel,
+    qemu: bool,
+    host_steps_port: Option<u16>,
+) -> Result<PathBuf, String> {
     let io = |e: std::io::Error| format!("worker {w} image: {e}");
     let wd = out.join(format!("worker-{w}"));
     let ov = wd.join("overlay");
@@ -522,7 +574,12 @@ fn prepare_worker(out: &Path, w: usize, scen: &[Scenario], dm: DeviceModel, qemu
         list.push('\n');
     }
     fs::write(ov.join("scen/list"), list).map_err(io)?;
-    fs::write(ov.join("scen/env"), format!("DM={}\n", dm.name())).map_err(io)?;
+    let mut env = format!("DM={}\n", dm.name());
+    if let Some(p) = host_steps_port {
+        // L2 brings up eth0 (l2/init) and reaches the host's step server through slirp's gateway.
+        env += &format!("HOSTSTEPS=10.0.2.2:{p}\n");
+    }
+    fs::write(ov.join("scen/env"), env).map_err(io)?;
     let overlay = wd.join("overlay.cpio");
     sh(
         Command::new("sh")
@@ -745,6 +802,7 @@ mod tests {
             dir: PathBuf::new(),
             options: Options { cost, ..Options::default() },
             expect: vec![],
+            host_client: false,
         };
         let s = vec![mk("a", 1), mk("b", 3), mk("c", 1), mk("d", 1)];
         let g = partition(&s, 2);

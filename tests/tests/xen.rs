@@ -21,8 +21,15 @@ const SCENARIOS: &[&str] = &[
     "xen-qemu-pvdisk",
     "xen-ours-pvdisk",
     "xen-bench",
+    "xen-ours-vga-mem",
     "xen-qemu-pci-intx",
     "xen-ours-pci-intx",
+    "xen-qemu-vga-std",
+    "xen-qemu-vga-cirrus",
+    "xen-ours-vga-std",
+    "xen-ours-vga-cirrus",
+    "xen-qemu-vga-linux",
+    "xen-ours-vga-linux",
 ];
 
 fn root() -> PathBuf {
@@ -161,6 +168,11 @@ fn xen_ours_lifecycle() {
 }
 
 #[test]
+fn xen_ours_vga_mem() {
+    assert_scenario("xen-ours-vga-mem");
+}
+
+#[test]
 fn xen_ours_save_restore() {
     assert_scenario("xen-ours-save-restore");
 }
@@ -188,4 +200,34 @@ fn xen_qemu_pci_intx() {
 #[test]
 fn xen_ours_pci_intx() {
     assert_scenario("xen-ours-pci-intx");
+}
+
+#[test]
+fn xen_qemu_vga_std() {
+    assert_scenario("xen-qemu-vga-std");
+}
+
+#[test]
+fn xen_qemu_vga_cirrus() {
+    assert_scenario("xen-qemu-vga-cirrus");
+}
+
+#[test]
+fn xen_ours_vga_std() {
+    assert_scenario("xen-ours-vga-std");
+}
+
+#[test]
+fn xen_ours_vga_cirrus() {
+    assert_scenario("xen-ours-vga-cirrus");
+}
+
+#[test]
+fn xen_qemu_vga_linux() {
+    assert_scenario("xen-qemu-vga-linux");
+}
+
+#[test]
+fn xen_ours_vga_linux() {
+    assert_scenario("xen-ours-vga-linux");
 }

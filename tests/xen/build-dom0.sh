@@ -59,6 +59,17 @@ if [ ! -x "$OUT/qmp" ] || [ "$QMP_SRC" -nt "$OUT/qmp" ]; then
   fi
 fi
 check_static "$OUT/qmp"
+# pngcmp (static, for dom0) and, on the host, pngcmp + host-steps (tests/src/host_steps.rs) for host steps
+(cd "$ROOT" && export CARGO_TARGET_DIR=${NESTED_CARGO_TARGET:-$ROOT/target/nested-cargo} \
+  && cargo build --release -p nested-tests --bin pngcmp --bin host-steps >&2 \
+  && cp "$CARGO_TARGET_DIR/release/pngcmp" "$CARGO_TARGET_DIR/release/host-steps" "$OUT/" \
+  && if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+       cargo build --release -p nested-tests --bin pngcmp --target x86_64-unknown-linux-musl >&2 \
+         && cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/pngcmp" "$OUT/pngcmp-static"
+     else
+       RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p nested-tests --bin pngcmp --target x86_64-unknown-linux-gnu >&2 \
+         && cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/pngcmp" "$OUT/pngcmp-static"
+     fi) || { echo "build-dom0: building pngcmp/host-steps failed" >&2; exit 1; }
 
 # ---------- guest CD-ROMs ----------
 G=$OUT/guest
@@ -87,6 +98,11 @@ for m in xen/xen-privcmd xen/xenfs/xenfs xen/xen-evtchn xen/xen-gntdev xen/xen-g
   cp "$KMOD/kernel/drivers/$m.ko" "$R/mods/"
   basename "$m"
 done > "$R/mods/order"
+# e1000 (no dependencies): L1 user networking for scenarios with host steps (VNC clients on the host)
+cp "$KMOD/kernel/drivers/net/ethernet/intel/e1000/e1000.ko" "$R/mods/" && echo e1000 >> "$R/mods/order"
+# Display scenarios decode the VGA BIOS's text screen with its font (pngcmp text), in dom0 too.
+cp /usr/share/seabios/vgabios-stdvga.bin /usr/share/seabios/vgabios-cirrus.bin "$R/usr/share/seabios/"
+cp "$OUT/pngcmp-static" "$R/usr/bin/pngcmp"
 # Toolstack: run from /usr/lib/xen-4.17/bin (the /usr/sbin entries are a wrapper script that wants /sys/hypervisor).
 BINS="usr/lib/xen-4.17/bin/xl usr/lib/xen-4.17/bin/xenstored usr/lib/xen-4.17/bin/xenconsoled
  usr/lib/xen-4.17/bin/xen-init-dom0 usr/lib/xen-4.17/bin/libxl-save-helper usr/lib/xen-4.17/bin/xenconsole
@@ -97,6 +113,8 @@ ln -sf ../lib/xen-4.17/bin/xl "$R/usr/sbin/xl"
 cp "$XR/usr/lib/xen-4.17/boot/hvmloader" "$R/usr/lib/xen-4.17/boot/"
 # libxl hands this file to hvmloader as the BIOS module (path compiled into libxenlight)
 cp "$XR/usr/share/seabios/bios-256k.bin" "$R/usr/share/seabios/"
+# the VGA BIOSes our stdvga/cirrus load into their ROM BAR (from the same extracted seabios package)
+cp "$XR"/usr/share/seabios/vgabios-stdvga.bin "$XR"/usr/share/seabios/vgabios-cirrus.bin "$R/usr/share/seabios/"
 cp "$XR/etc/xen/xl.conf" "$R/etc/xen/"
 # qemu-xen loads a keymap even for `-vnc none` (libxl always passes -vnc); same QEMU 7.2 data as the host's
 [ -d /usr/share/qemu/keymaps ] || { log "/usr/share/qemu/keymaps missing (host package qemu-system-data)"; exit 1; }

@@ -28,6 +28,13 @@ $cc -Os -Wall -o "$R/bin/uiotest" "$ROOT/tests/guest-tools/uiotest.c" || { log "
 strip "$R/bin/uiotest"
 python3 "$ROOT/tests/scripts/resolve-modules.py" "$KMOD" uio_pci_generic virtio_pci virtio_rng \
   | while read -r m; do cp "$m" "$R/mods/"; basename "$m" .ko; done > "$R/mods/order"
+# Display guests (xen-*-vga-linux): DRM bochs/cirrus, loaded by linux-init only when a VGA card is present, and
+# fbpat (tests/guest-tools/fbpat.c) for the framebuffer pattern.
+$cc -Os -Wall -o "$R/bin/fbpat" "$ROOT/tests/guest-tools/fbpat.c" || { log "building fbpat failed"; exit 1; }
+strip "$R/bin/fbpat"
+mkdir -p "$R/mods/display"
+python3 "$ROOT/tests/scripts/resolve-modules.py" "$KMOD" bochs cirrus \
+  | while read -r m; do cp "$m" "$R/mods/display/"; basename "$m" .ko; done > "$R/mods/display/order"
 cp "$X/guest/linux-init" "$R/init"; chmod +x "$R/init"
 # xz (the kernel's decoder wants crc32 and allocates the whole dictionary: 4 MiB, more than the archive): SeaBIOS reads the CD by PIO, several ioreqs per 2 KB sector, which costs
 # far more under nested TCG than unpacking in the guest.

@@ -12,6 +12,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 X=$ROOT/tests/xen
 OUT=${XEN_OUT:-$ROOT/target/xen}
+OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)   # absolute: host steps run in another directory
 export XEN_OUT=$OUT
 CACHE=${NESTED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/devicemodel-tests}
 log() { echo "xen-run: $*" >&2; }
@@ -40,12 +41,32 @@ log "setup+build ${SECONDS}s; booting Xen with: ${SEL[*]} (host time limit ${bud
 
 RES=$OUT/results
 rm -rf "$RES" && mkdir -p "$RES"
+
+# Host steps (tests/src/host_steps.rs): a scenario with scenarios/<name>.host-client.sh gets L1 user networking,
+# dom0 reaches the step server at 10.0.2.2:<port>, and 127.0.0.1:$VNC_PORT on the host is dom0's port 5900.
+NETARGS=() HSPID=
+steps=()
+for s in "${SEL[@]}"; do [ -f "$X/scenarios/$s.host-client.sh" ] && steps+=("$s=$X/scenarios/$s.host-client.sh"); done
+if [ ${#steps[@]} -gt 0 ]; then
+  VNC_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  rm -f "$OUT/host-steps.in"; mkfifo "$OUT/host-steps.in"
+  "$OUT/host-steps" --art "$RES" --var VNC_HOST=127.0.0.1 --var VNC_PORT="$VNC_PORT" --var VNC_DISPLAY=$((VNC_PORT - 5900)) \
+    --var PNGCMP="$OUT/pngcmp" --var VNCDO="$VNCDO" --var GVNCCAPTURE="$GVNCCAPTURE" "${steps[@]}" \
+    < "$OUT/host-steps.in" > "$OUT/host-steps.out" 2>&1 &
+  HSPID=$!
+  exec 9> "$OUT/host-steps.in"
+  for _ in $(seq 50); do grep -q 'port=' "$OUT/host-steps.out" && break; sleep 0.1; done
+  HSPORT=$(sed -n 's/^HOST-STEPS port=//p' "$OUT/host-steps.out")
+  [ -n "$HSPORT" ] || { log "host-steps did not start: $(cat "$OUT/host-steps.out")"; exit 1; }
+  NETARGS=(-netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$VNC_PORT-:5900" -device e1000,netdev=net0,romfile=)
+  log "host steps on port $HSPORT, dom0 VNC :0 at 127.0.0.1:$VNC_PORT"
+fi
 XENARGS="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 loglvl=all guest_loglvl=all noreboot smap=0 smep=0"
 # dom0 args: no commas (the -initrd list is comma separated); k=v words reach dom0's /init as environment
-DOM0ARGS="console=hvc0 earlyprintk=xen panic=-1 quiet xenscen=$(IFS=:; echo "${SEL[*]}") dmlog=$(echo "${XEN_DMLOG:-guest_errors,unimp}" | tr , +)"
+DOM0ARGS="console=hvc0 earlyprintk=xen panic=-1 quiet xenscen=$(IFS=:; echo "${SEL[*]}") dmlog=$(echo "${XEN_DMLOG:-guest_errors,unimp}" | tr , +)${HSPORT:+ hoststeps=10.0.2.2:$HSPORT}"
 set +e
 timeout --foreground -k 5 "$budget" qemu-system-x86_64 -accel tcg -cpu max -smp "${XEN_SMP:-2}" -m "${XEN_L1_MEM:-3G}" \
-  -nodefaults -no-user-config -display none -serial stdio -no-reboot \
+  -nodefaults -no-user-config -display none -serial stdio -no-reboot "${NETARGS[@]}" \
   -kernel "$XEN_ELF" -append "$XENARGS" -initrd "$VMLINUZ $DOM0ARGS,$OUT/dom0.cpio" < /dev/null 2>&1 \
   | python3 -u -c '
 import sys, time
@@ -56,6 +77,7 @@ for line in sys.stdin.buffer:
 ' > "$OUT/console.log"
 rc=${PIPESTATUS[0]}
 set -e
+if [ -n "$HSPID" ]; then exec 9>&-; kill "$HSPID" 2>/dev/null || true; wait "$HSPID" 2>/dev/null || true; fi
 log "L1 exited rc=$rc after $((SECONDS))s total; host load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # split the console at the @@BEGIN/@@END markers

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod interrupts;
+pub mod vram;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -234,7 +235,8 @@ pub struct KvmVm {
     ram: Arc<GuestRam>,
     /// Firmware ROM mappings (kept alive while KVM maps them).
     _roms: Vec<MmapRegion>,
-    next_slot: u32,
+    /// Memory slot numbers, shared with the VRAM service so they never collide.
+    slots: Arc<vram::SlotAllocator>,
     /// Memory slots of guest RAM: (slot, guest address, size, host address).
     ram_slots: Vec<(u32, u64, u64, u64)>,
 }
@@ -249,7 +251,8 @@ impl KvmVm {
         vm.create_irq_chip().map_err(|e| format!("KVM_CREATE_IRQCHIP: {e}"))?;
         let pit = kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
         vm.create_pit2(pit).map_err(|e| format!("KVM_CREATE_PIT2: {e}"))?;
-        let mut this = KvmVm { vm: Arc::new(vm), kvm, ram, _roms: Vec::new(), next_slot: 0, ram_slots: Vec::new() };
+        let mut this =
+            KvmVm { vm: Arc::new(vm), kvm, ram, _roms: Vec::new(), slots: Arc::default(), ram_slots: Vec::new() };
         let regions: Vec<(u64, u64, u64)> = this
             .ram
             .iter()
@@ -272,15 +275,19 @@ impl KvmVm {
         self.vm.clone()
     }
 
+    /// Video memory for display devices: its own dirty-logged memory slots while BAR0 decodes.
+    pub fn vram_service(&self) -> Arc<vram::KvmVram> {
+        Arc::new(vram::KvmVram::new(self.vm.clone(), self.slots.clone()))
+    }
+
     fn map(&mut self, gpa: u64, len: u64, host: u64, flags: u32) -> Result<u32, String> {
-        let slot = self.next_slot;
+        let slot = self.slots.next();
         let region =
             kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: len, userspace_addr: host };
         // SAFETY: `host..host+len` is a live mapping owned by `self.ram` or `self._roms`, both kept
         // alive as long as the VM (and so the memory slot) exists.
         unsafe { self.vm.set_user_memory_region(region) }
             .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION {gpa:#x}+{len:#x}: {e}"))?;
-        self.next_slot += 1;
         Ok(slot)
     }
 

@@ -11,6 +11,11 @@ use std::collections::BTreeSet;
 /// Where `xen-set-global-dirty-log` goes.
 pub trait DirtyLog: Send + Sync {
     fn set_dirty_logging(&self, on: bool) -> Result<(), String>;
+
+    /// Called by `xen-save-devices-state`, after the guest stopped and before the hypervisor's
+    /// last pass over dirty memory: reports guest pages the device model wrote in ways the
+    /// memory writer did not see (VRAM written by display devices).
+    fn before_device_save(&self) {}
 }
 
 impl DirtyLog for crate::xen::memory::ForeignMemory {

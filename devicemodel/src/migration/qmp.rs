@@ -64,6 +64,9 @@ impl MigrationCommands {
             return Err(QmpError::generic("The VM must be stopped (QMP 'stop') before its device state is saved"));
         }
         let devices = self.devices()?;
+        if let Some(d) = self.dirty.lock().unwrap().as_ref() {
+            d.before_device_save();
+        }
         let stream = super::stream::save_devices(&devices);
         let mut file = Self::open(ctx.fdsets(), filename, true)?;
         file.write_all(&stream).and_then(|_| file.flush()).map_err(|e| {

@@ -16,6 +16,7 @@
 
 pub mod args;
 mod builtin;
+pub mod display;
 pub mod error;
 pub mod events;
 pub mod fdset;
@@ -31,6 +32,7 @@ mod tests;
 
 pub use args::Args;
 pub use builtin::BUILTIN_COMMANDS;
+pub use display::DisplayCommands;
 pub use error::{ErrorClass, QmpError};
 pub use events::EventSender;
 pub use fdset::FdSets;

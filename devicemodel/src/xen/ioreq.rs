@@ -509,7 +509,9 @@ pub fn drain_buffered(page: &dyn BufferedPage, bus: &IoBus, mem: &dyn GuestMemor
             if pending < 2 {
                 break; // the upper half is not written yet
             }
-            req.data |= page.slot(rd.wrapping_add(1)) << 32;
+            // Xen writes the second slot as a whole `buf_ioreq` (same type and address) whose
+            // `data` field holds bits 63:32 of the value (xen/common/ioreq.c ioreq_send_buffered).
+            req.data |= (page.slot(rd.wrapping_add(1)) >> 32) << 32;
         }
         if req.read {
             devices::guest_warn!("buffered ioreq is a read (type {} addr {:#x}); dropped", req.ty, req.addr);
@@ -956,7 +958,8 @@ mod tests {
             VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 0, PORT as u32, 0x11),
             VecBufferedPage::encode(IOREQ_TYPE_PIO, false, 1, PORT as u32 + 2, 0x3322),
             VecBufferedPage::encode(IOREQ_TYPE_TIMEOFFSET, false, 3, 0, 0x10),
-            0x0000_0000, // upper half of the quad word
+            // The upper half of the quad word, in a slot of its own with the same header.
+            VecBufferedPage::encode(IOREQ_TYPE_TIMEOFFSET, false, 3, 0, 0),
         ]);
         assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 3);
         assert_eq!(ring.read_pointer(), 4);
@@ -965,6 +968,34 @@ mod tests {
             vec![(PORT as u64, vec![0x11]), (PORT as u64 + 2, vec![0x22, 0x33])]
         );
         assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 0, "an empty ring does nothing");
+    }
+
+    #[test]
+    fn buffered_vga_window_writes_arrive_in_order_with_all_64_bits() {
+        // What Xen's stdvga hook sends: single MMIO writes into 0xa0000-0xbffff, an 8-byte one
+        // as two slots whose second carries bits 63:32 (and repeats the header).
+        let r = rig();
+        let window = Arc::new(Mutex::new(Fifo::default()));
+        r.bus.insert(AddressSpace::Mmio, 0xa_0000, 0x2_0000, "vga-window", window.clone()).unwrap();
+        let ring = VecBufferedPage::new();
+        ring.set_pointers(509, 509); // the quad word wraps around the end of the ring
+        ring.push(&[
+            VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 3, 0xb_8000, 0x0741_0748),
+            VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 3, 0xb_8000, 0x074f_074c),
+            VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 0, 0xa_0001, 0x5a),
+            VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 2, 0xb_fffc, 0xdead_beef),
+        ]);
+        assert_eq!(decode_buffered(VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 3, 0xb_8000, 7)).size, 8);
+        assert_eq!(drain_buffered(&ring, &r.bus, &r.mem), 3);
+        assert_eq!(
+            window.lock().unwrap().writes,
+            vec![
+                (0xb_8000, 0x074f_074c_0741_0748u64.to_le_bytes().to_vec()),
+                (0xa_0001, vec![0x5a]),
+                (0xb_fffc, 0xdead_beefu32.to_le_bytes().to_vec()),
+            ]
+        );
+        assert_eq!(ring.read_pointer(), 513);
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! `XENMEM_acquire_resource`, one event channel per possible vCPU, the machine's I/O ranges
 //! registered, and the loop that serves events (xen-interface.md section 5).
 //!
-//! The server is created with `HVM_IOREQSRV_BUFIOREQ_OFF`: without a buffered ring Xen sends the
-//! requests it would have buffered (writes to the VGA window 0xa0000-0xbffff, RTC TIMEOFFSET)
-//! synchronously. That is valid and only costs VGA-window write throughput; the buffered ring is a
-//! follow-up.
+//! The server is created with `HVM_IOREQSRV_BUFIOREQ_ATOMIC`, as QEMU does: Xen then puts the
+//! writes it need not wait for (single direct writes into the VGA window 0xa0000-0xbffff from its
+//! stdvga hook, the RTC TIMEOFFSET broadcast) on the buffered ring instead of a vCPU's slot, and
+//! signals its own event channel. The ring is drained on that event, before every synchronous
+//! request (so a read of the window sees every write the guest made before it, in order), and on
+//! the idle poll (QEMU re-polls every 100 ms for the same reason: a lost event must not leave
+//! writes unapplied).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,12 +20,15 @@ use devices::pci::BarSpace;
 
 use super::dmop::{pci_sbdf, BufIoreq, DeviceModelOps, IoRangeType};
 use super::evtchn::{EventChannels, Evtchn};
-use super::ioreq::{self, IoreqPage, RawIoreq, SlotOutcome, IOREQ_SIZE, OFFSET_DATA, OFFSET_FLAGS};
+use super::ioreq::{
+    self, BufferedPage, IoreqPage, RawIoreq, SlotOutcome, BUFFER_SLOTS, IOREQ_SIZE, OFFSET_DATA, OFFSET_FLAGS,
+};
 use super::memory::ForeignMemory;
 use super::privcmd::{MappedPages, Privcmd, XENMEM_RESOURCE_IOREQ_SERVER, XEN_PAGE_SIZE};
 
-/// `XENMEM_resource_ioreq_server_frame_ioreq(0)`: frame 0 is the buffered ring (absent with
-/// BUFIOREQ_OFF), the synchronous slots start at frame 1.
+/// `XENMEM_resource_ioreq_server_frame_bufioreq`: frame 0 is the buffered ring.
+const FRAME_BUFIOREQ: u32 = 0;
+/// `XENMEM_resource_ioreq_server_frame_ioreq(0)`: the synchronous slots start at frame 1.
 const FRAME_IOREQ_0: u32 = 1;
 
 /// The ports of the PCI configuration mechanism. Xen decodes 0xcf8/0xcfc into PCI_CONFIG ioreqs
@@ -46,6 +52,8 @@ pub struct ServeCounters {
     pub pci_config: AtomicU64,
     /// Time offset, invalidate and malformed requests.
     pub other: AtomicU64,
+    /// Writes performed from the buffered ring (VGA window, time offset).
+    pub buffered: AtomicU64,
     /// Map/unmap DMOPs issued because a BAR moved.
     pub bar_dmops: AtomicU64,
 }
@@ -73,7 +81,7 @@ impl ServeCounters {
     pub fn summary(&self) -> String {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "{} requests served on their event, {} found READY by the idle scan, {} events for a slot that was not READY; {} port, {} MMIO, {} PCI config, {} other; {} BAR range DMOPs",
+            "{} requests served on their event, {} found READY by the idle scan, {} events for a slot that was not READY; {} port, {} MMIO, {} PCI config, {} other; {} buffered writes; {} BAR range DMOPs",
             n(&self.by_event),
             n(&self.by_idle_scan),
             n(&self.stale_events),
@@ -81,6 +89,7 @@ impl ServeCounters {
             n(&self.mmio),
             n(&self.pci_config),
             n(&self.other),
+            n(&self.buffered),
             n(&self.bar_dmops)
         )
     }
@@ -133,6 +142,47 @@ impl IoreqPage for MappedIoreqPage {
             let _ = self.pages.write_u64(slot * IOREQ_SIZE + OFFSET_DATA, data);
         }
     }
+}
+
+/// The buffered ring (`struct buffered_iopage`, xen/include/public/hvm/ioreq.h) mapped from Xen:
+/// `read_pointer` at 0, `write_pointer` at 4, then [`BUFFER_SLOTS`] 8-byte `buf_ioreq` slots.
+pub struct MappedBufferedPage {
+    page: MappedPages,
+}
+
+impl MappedBufferedPage {
+    pub fn new(page: MappedPages) -> Result<Self, String> {
+        if page.len() < 8 + 8 * BUFFER_SLOTS as usize {
+            return Err(format!("a {}-byte mapping cannot hold the buffered ioreq ring", page.len()));
+        }
+        Ok(MappedBufferedPage { page })
+    }
+}
+
+impl BufferedPage for MappedBufferedPage {
+    fn read_pointer(&self) -> u32 {
+        self.page.atomic_u32(0).map_or(0, |p| p.load(Ordering::Acquire))
+    }
+    fn write_pointer(&self) -> u32 {
+        // When this fails, read_pointer fails too and the ring reads as empty.
+        self.page.atomic_u32(4).map_or(0, |p| p.load(Ordering::Acquire))
+    }
+    fn slot(&self, index: u32) -> u64 {
+        self.page.read_u64(8 + 8 * (index % BUFFER_SLOTS) as usize).unwrap_or(0)
+    }
+    fn advance_read_pointer(&self, n: u32) {
+        // Xen rebases both pointers with a 64-bit cmpxchg in ATOMIC mode; a 32-bit atomic add on
+        // read_pointer composes with it (QEMU does the same).
+        if let Ok(p) = self.page.atomic_u32(0) {
+            p.fetch_add(n, Ordering::Release);
+        }
+    }
+}
+
+/// The buffered ring and the local port of its event channel.
+struct Buffered {
+    page: Box<dyn BufferedPage>,
+    port: u32,
 }
 
 /// The port ranges to claim: the bus's port devices, plus the PCI configuration ports (which
@@ -196,6 +246,8 @@ pub struct IoreqServer {
     events: Arc<dyn EventChannels>,
     /// Local event channel port of each vCPU's slot.
     ports: Vec<u32>,
+    /// The buffered ring, if Xen gave us one.
+    buffered: Option<Buffered>,
     /// Unbinds the ports on drop (None in tests).
     evtchn: Option<Arc<Evtchn>>,
     counters: Arc<ServeCounters>,
@@ -206,7 +258,7 @@ impl IoreqServer {
     /// slots' `vp_eport` fields are meaningful once the server is enabled).
     pub fn create(dm: DeviceModelOps, privcmd: &Privcmd, evtchn: Arc<Evtchn>) -> Result<Self, String> {
         let domid = dm.domid();
-        let id = dm.create_ioreq_server(BufIoreq::Off).map_err(|e| e.to_string())?;
+        let id = dm.create_ioreq_server(BufIoreq::Atomic).map_err(|e| e.to_string())?;
         // From here on, dropping `server` tears down whatever exists.
         let mut server = IoreqServer {
             dm: dm.clone(),
@@ -214,6 +266,7 @@ impl IoreqServer {
             page: Box::new(ioreq::VecIoreqPage::new(0)),
             events: evtchn.clone(),
             ports: Vec::new(),
+            buffered: None,
             evtchn: Some(evtchn.clone()),
             counters: Arc::default(),
         };
@@ -226,7 +279,16 @@ impl IoreqServer {
             .mmap_resource(domid, XENMEM_RESOURCE_IOREQ_SERVER, id as u32, FRAME_IOREQ_0, frames)
             .map_err(|e| format!("mapping the ioreq page of server {id} (IOCTL_PRIVCMD_MMAP_RESOURCE): {e}"))?;
         server.page = Box::new(MappedIoreqPage::new(pages, vcpus)?);
+        let info = dm.get_ioreq_server_info(id, true).map_err(|e| e.to_string())?;
+        let ring = privcmd
+            .mmap_resource(domid, XENMEM_RESOURCE_IOREQ_SERVER, id as u32, FRAME_BUFIOREQ, 1)
+            .map_err(|e| format!("mapping the buffered ioreq page of server {id}: {e}"))?;
+        let ring = MappedBufferedPage::new(ring)?;
         dm.set_ioreq_server_state(id, true).map_err(|e| e.to_string())?;
+        let local = evtchn
+            .bind_interdomain(domid, info.bufioreq_port)
+            .map_err(|e| format!("binding the buffered ioreq event channel {}: {e}", info.bufioreq_port))?;
+        server.buffered = Some(Buffered { page: Box::new(ring), port: local });
         for vcpu in 0..vcpus {
             let remote = RawIoreq::from_bytes(&server.page.read(vcpu)).vp_eport;
             let local = evtchn
@@ -234,7 +296,10 @@ impl IoreqServer {
                 .map_err(|e| format!("binding vCPU {vcpu}'s ioreq event channel {remote}: {e}"))?;
             server.ports.push(local);
         }
-        log::info!("ioreq server {id} for domain {domid}: {vcpus} vCPUs, local ports {:?}", server.ports);
+        log::info!(
+            "ioreq server {id} for domain {domid}: {vcpus} vCPUs, local ports {:?}, buffered ring (atomic) on local port {local}",
+            server.ports
+        );
         Ok(server)
     }
 
@@ -246,7 +311,23 @@ impl IoreqServer {
         events: Arc<dyn EventChannels>,
         ports: Vec<u32>,
     ) -> Self {
-        IoreqServer { dm, id, page, events, ports, evtchn: None, counters: Arc::default() }
+        IoreqServer { dm, id, page, events, ports, buffered: None, evtchn: None, counters: Arc::default() }
+    }
+
+    /// Adds a buffered ring signalled on local `port` (tests).
+    pub fn with_buffered(mut self, page: Box<dyn BufferedPage>, port: u32) -> Self {
+        self.buffered = Some(Buffered { page, port });
+        self
+    }
+
+    /// Performs what is in the buffered ring, in order.
+    pub fn drain_buffered(&self, bus: &IoBus, mem: &dyn GuestMemory) {
+        if let Some(b) = &self.buffered {
+            let n = ioreq::drain_buffered(b.page.as_ref(), bus, mem);
+            if n > 0 && self.counters.buffered.fetch_add(n as u64, Ordering::Relaxed) == 0 {
+                log::info!("ioreq server {}: first {n} buffered write(s) performed", self.id);
+            }
+        }
     }
 
     pub fn id(&self) -> u16 {
@@ -274,6 +355,8 @@ impl IoreqServer {
         if let Err(e) = self.events.unmask(port) {
             log::error!("unmasking event channel {port}: {e}");
         }
+        // Whatever the event, buffered writes the guest made earlier come first.
+        self.drain_buffered(bus, mem);
         let slot = self.ports.iter().position(|&p| p == port)?;
         let outcome = ioreq::service_slot(self.page.as_ref(), slot, bus, mem, invalidate);
         self.counters.count(&outcome, true);
@@ -287,6 +370,7 @@ impl IoreqServer {
 
     /// Services every slot whose state is READY, notifying its vCPU.
     pub fn service_ready_slots(&self, bus: &IoBus, mem: &dyn GuestMemory, invalidate: &dyn Fn()) {
+        self.drain_buffered(bus, mem);
         for (slot, &port) in self.ports.iter().enumerate() {
             if self.page.state(slot) != ioreq::STATE_IOREQ_READY {
                 continue;
@@ -331,7 +415,7 @@ impl IoreqServer {
 impl Drop for IoreqServer {
     fn drop(&mut self) {
         if let Some(evtchn) = &self.evtchn {
-            for &p in &self.ports {
+            for &p in self.ports.iter().chain(self.buffered.as_ref().map(|b| &b.port)) {
                 let _ = evtchn.unbind(p);
             }
             let _ = self.dm.set_ioreq_server_state(self.id, false);
@@ -470,6 +554,82 @@ mod tests {
             "{}",
             c.summary()
         );
+    }
+
+    #[test]
+    fn buffered_writes_are_performed_before_the_next_synchronous_request() {
+        use crate::xen::ioreq::{VecBufferedPage, IOREQ_TYPE_COPY};
+        let bus = IoBus::new();
+        let window = Arc::new(Mutex::new(Latch(0)));
+        bus.insert(AddressSpace::Mmio, 0xa_0000, 0x2_0000, "vga-window", window.clone()).unwrap();
+        let page = Arc::new(VecIoreqPage::new(1));
+        let ring = Arc::new(VecBufferedPage::new());
+        struct SharedRing(Arc<VecBufferedPage>);
+        impl BufferedPage for SharedRing {
+            fn read_pointer(&self) -> u32 {
+                self.0.read_pointer()
+            }
+            fn write_pointer(&self) -> u32 {
+                self.0.write_pointer()
+            }
+            fn slot(&self, i: u32) -> u64 {
+                self.0.slot(i)
+            }
+            fn advance_read_pointer(&self, n: u32) {
+                self.0.advance_read_pointer(n)
+            }
+        }
+        struct Shared(Arc<VecIoreqPage>);
+        impl IoreqPage for Shared {
+            fn slots(&self) -> usize {
+                self.0.slots()
+            }
+            fn state(&self, s: usize) -> u8 {
+                self.0.state(s)
+            }
+            fn set_state(&self, s: usize, st: u8) {
+                self.0.set_state(s, st)
+            }
+            fn read(&self, s: usize) -> [u8; IOREQ_SIZE] {
+                IoreqPage::read(self.0.as_ref(), s)
+            }
+            fn write_data(&self, s: usize, d: u64) {
+                self.0.write_data(s, d)
+            }
+        }
+        let events = Arc::new(RecordingEvents::default());
+        let dm = DeviceModelOps::new(RecordingTransport::new(), 1);
+        let server = IoreqServer::from_parts(dm, 0, Box::new(Shared(page.clone())), events.clone(), vec![40])
+            .with_buffered(Box::new(SharedRing(ring.clone())), 50);
+        let mem = TestMemory::new(4096);
+        // The guest writes 0x11 then 0x22 into the window (buffered, no event seen yet), then
+        // reads it back synchronously: the read must see the last write.
+        ring.push(&[
+            VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 0, 0xa_0000, 0x11),
+            VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 0, 0xa_0000, 0x22),
+        ]);
+        let read = RawIoreq {
+            addr: 0xa_0000,
+            size: 1,
+            count: 1,
+            read: true,
+            state: STATE_IOREQ_READY,
+            ty: IOREQ_TYPE_COPY,
+            ..Default::default()
+        };
+        page.post(0, &read);
+        assert!(matches!(server.handle_port(40, &bus, &mem, &|| {}), Some(SlotOutcome::Answered(Ok(_)))));
+        assert_eq!(page.raw(0).data, 0x22);
+        // The ring's own event drains it and answers no vCPU.
+        ring.push(&[VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 0, 0xa_0000, 0x33)]);
+        assert_eq!(server.handle_port(50, &bus, &mem, &|| {}), None);
+        assert_eq!(window.lock().unwrap().0, 0x33);
+        // And so does the idle poll, for a write whose event was lost.
+        ring.push(&[VecBufferedPage::encode(IOREQ_TYPE_COPY, false, 0, 0xa_0000, 0x44)]);
+        server.service_ready_slots(&bus, &mem, &|| {});
+        assert_eq!(window.lock().unwrap().0, 0x44);
+        assert_eq!(server.counters().buffered.load(Ordering::Relaxed), 4);
+        assert_eq!(*events.log.lock().unwrap(), vec![("unmask", 40), ("notify", 40), ("unmask", 50)]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`ioreq_server`] -- the ioreq server (setup, range registration, event loop);
 //! - [`memory`] -- guest RAM through foreign mappings, with dirty reporting for migration;
 //! - [`interrupts`] -- interrupt lines, MSIs and PIRQ routing as DMOPs;
+//! - [`vram`] -- video memory: populated guest RAM relocated into BAR0, dirty-tracked;
 //! - [`pv_backends`] -- the PV backends libxl wrote for us that we do not serve (reported, not served).
 //!
 //! `crate::xen_machine` assembles the `-machine xenfv` machine on this backend and serves it.
@@ -23,6 +24,7 @@ pub mod ioreq_server;
 pub mod memory;
 pub mod privcmd;
 pub mod pv_backends;
+pub mod vram;
 pub mod xenstore;
 
 use std::sync::atomic::AtomicBool;
@@ -76,6 +78,13 @@ impl XenBackend {
     pub fn guest_memory(&self) -> Arc<ForeignMemory> {
         let mapper = PrivcmdMapper::new(self.privcmd.clone(), self.domid);
         Arc::new(ForeignMemory::new(Box::new(mapper), Box::new(self.dm.clone()), DEFAULT_MAX_BUCKETS))
+    }
+
+    /// Video memory for display devices (populated past `ram_size` = `-m`; with `incoming`, found
+    /// where the restored guest has it). Must be created before [`XenBackend::restrict`].
+    pub fn vram_service(&self, ram_size: u64, incoming: bool) -> Result<Arc<vram::XenVram>, String> {
+        let host = vram::PrivcmdVramHost::new(self.privcmd.clone(), self.domid)?;
+        Ok(Arc::new(vram::XenVram::new(self.dm.clone(), Arc::new(host), ram_size, incoming)))
     }
 
     /// Every interrupt of the guest, as DMOPs.

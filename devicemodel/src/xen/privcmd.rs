@@ -34,6 +34,25 @@ struct PrivcmdMmapBatchV2 {
     err: *mut i32,
 }
 
+/// `struct privcmd_hypercall`.
+#[repr(C)]
+#[derive(Debug)]
+struct PrivcmdHypercall {
+    op: u64,
+    arg: [u64; 5],
+}
+
+/// `struct xen_memory_reservation` (xen/include/public/memory.h), x86-64 layout.
+#[repr(C)]
+struct XenMemoryReservation {
+    /// `XEN_GUEST_HANDLE(xen_pfn_t) extent_start`: IN the gfns to populate.
+    extent_start: u64,
+    nr_extents: u64,
+    extent_order: u32,
+    mem_flags: u32,
+    domid: u16,
+}
+
 /// `struct privcmd_dm_op_buf`.
 #[repr(C)]
 #[derive(Debug)]
@@ -63,6 +82,7 @@ struct PrivcmdMmapResource {
     addr: u64,
 }
 
+const IOCTL_PRIVCMD_HYPERCALL: libc::Ioctl = ioc_none(b'P', 0, std::mem::size_of::<PrivcmdHypercall>());
 const IOCTL_PRIVCMD_MMAPBATCH_V2: libc::Ioctl = ioc_none(b'P', 4, std::mem::size_of::<PrivcmdMmapBatchV2>());
 const IOCTL_PRIVCMD_DM_OP: libc::Ioctl = ioc_none(b'P', 5, std::mem::size_of::<PrivcmdDmOp>());
 const IOCTL_PRIVCMD_RESTRICT: libc::Ioctl = ioc_none(b'P', 6, std::mem::size_of::<u16>());
@@ -72,6 +92,14 @@ const IOCTL_PRIVCMD_MMAP_RESOURCE: libc::Ioctl = ioc_none(b'P', 7, std::mem::siz
 /// (`privcmd_dm_op_max_num`, `privcmd_dm_op_buf_max_size` module parameters).
 pub const DM_OP_MAX_BUFS: usize = 16;
 pub const DM_OP_MAX_BUF_SIZE: usize = 4096;
+
+/// `__HYPERVISOR_memory_op` (xen/include/public/xen.h) and its `XENMEM_populate_physmap`.
+const HYPERVISOR_MEMORY_OP: u64 = 12;
+const XENMEM_POPULATE_PHYSMAP: u64 = 6;
+/// Where Linux hands out memory that stays put while Xen reads it (privcmd-buf, Linux 4.18+).
+pub const HYPERCALL_BUF_PATH: &str = "/dev/xen/hypercall";
+/// Gfns per `populate_physmap` call: the reservation and the gfn array share one page.
+pub const POPULATE_BATCH: usize = (XEN_PAGE_SIZE - std::mem::size_of::<XenMemoryReservation>()) / 8;
 
 /// `XENMEM_resource_ioreq_server` (xen/include/public/memory.h, `XENMEM_acquire_resource`).
 pub const XENMEM_RESOURCE_IOREQ_SERVER: u32 = 0;
@@ -171,6 +199,14 @@ impl MappedPages {
         Ok(unsafe { vm_memory::VolatileSlice::new(self.ptr.as_ptr().add(offset), len) })
     }
 
+    /// Gives up ownership: the pages stay mapped for the rest of the process (memory that must
+    /// outlive every holder of a pointer into it, like VRAM handed to vm-memory). Returns the
+    /// start and the length.
+    pub fn leak(self) -> (NonNull<u8>, usize) {
+        let me = std::mem::ManuallyDrop::new(self);
+        (me.ptr, me.len)
+    }
+
     /// The byte at `offset` as an atomic, for the ioreq state handshake.
     pub fn atomic_u8(&self, offset: usize) -> io::Result<&std::sync::atomic::AtomicU8> {
         self.check(offset, 1)?;
@@ -178,6 +214,18 @@ impl MappedPages {
         // this byte are atomic or volatile.
         // SAFETY: in bounds (checked), and AtomicU8 has alignment 1.
         Ok(unsafe { std::sync::atomic::AtomicU8::from_ptr(self.ptr.as_ptr().add(offset)) })
+    }
+
+    /// The naturally aligned 32-bit word at `offset` as an atomic (the buffered ring's pointers).
+    pub fn atomic_u32(&self, offset: usize) -> io::Result<&std::sync::atomic::AtomicU32> {
+        self.check(offset, 4)?;
+        if offset & 3 != 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "misaligned u32 access"));
+        }
+        // The reference borrows `self`, so it cannot outlive the mapping; every access we make to
+        // this word is atomic.
+        // SAFETY: in bounds (checked) and 4-byte aligned (checked; the mapping is page aligned).
+        Ok(unsafe { std::sync::atomic::AtomicU32::from_ptr(self.ptr.as_ptr().add(offset).cast()) })
     }
 
     /// A naturally aligned 64-bit word at `offset`, read volatile.
@@ -210,7 +258,118 @@ impl Drop for MappedPages {
     }
 }
 
+/// One page that Xen reads and writes during a hypercall (arguments passed by pointer). From
+/// `/dev/xen/hypercall` when the kernel has it (its pages never move, as libxencall uses it),
+/// otherwise anonymous memory locked into RAM. Unmapped on drop.
+struct HypercallBuffer {
+    ptr: NonNull<u8>,
+}
+
+impl HypercallBuffer {
+    fn new() -> io::Result<Self> {
+        let dev = OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(HYPERCALL_BUF_PATH);
+        let p = match &dev {
+            // SAFETY: a fresh shared mapping of one page of the hypercall-buffer device at an
+            // address the kernel chooses; it overlaps nothing of ours. Checked below.
+            Ok(f) => unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    XEN_PAGE_SIZE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    f.as_raw_fd(),
+                    0,
+                )
+            },
+            // SAFETY: a fresh private anonymous page at an address the kernel chooses. Checked below.
+            Err(_) => unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    XEN_PAGE_SIZE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            },
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
+        let buf = HypercallBuffer { ptr };
+        if dev.is_err() {
+            // SAFETY: `ptr` is the page mapped just above; mlock only pins it.
+            if unsafe { libc::mlock(ptr.as_ptr().cast(), XEN_PAGE_SIZE) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(buf)
+    }
+
+    /// Copies `bytes` to `offset` (within the page).
+    fn put(&self, offset: usize, bytes: &[u8]) -> io::Result<()> {
+        if offset.checked_add(bytes.len()).is_none_or(|end| end > XEN_PAGE_SIZE) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: in bounds of the page (checked); only this process and Xen, during a
+        // hypercall we make on this thread, touch it, so no other reference aliases it now.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(offset), bytes.len()) };
+        Ok(())
+    }
+
+    fn addr(&self, offset: usize) -> u64 {
+        self.ptr.as_ptr() as u64 + offset as u64
+    }
+}
+
+impl Drop for HypercallBuffer {
+    fn drop(&mut self) {
+        // SAFETY: exactly the page this value mapped; nothing refers to it any more.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), XEN_PAGE_SIZE) };
+    }
+}
+
 impl Privcmd {
+    /// `XENMEM_populate_physmap` for `domid`: gives the guest a fresh page at each of `gfns`
+    /// (order 0), in batches of [`POPULATE_BATCH`]. Fails, saying how far it got, when Xen
+    /// populates fewer than asked (the domain's `maxmem` is reached).
+    pub fn populate_physmap(&self, domid: u16, gfns: &[u64]) -> io::Result<()> {
+        let buf = HypercallBuffer::new()?;
+        let array = std::mem::size_of::<XenMemoryReservation>();
+        let mut done = 0usize;
+        for chunk in gfns.chunks(POPULATE_BATCH) {
+            let mut r = [0u8; std::mem::size_of::<XenMemoryReservation>()];
+            let at = |o: usize, v: &[u8], r: &mut [u8]| r[o..o + v.len()].copy_from_slice(v);
+            at(std::mem::offset_of!(XenMemoryReservation, extent_start), &buf.addr(array).to_le_bytes(), &mut r);
+            at(std::mem::offset_of!(XenMemoryReservation, nr_extents), &(chunk.len() as u64).to_le_bytes(), &mut r);
+            at(std::mem::offset_of!(XenMemoryReservation, domid), &domid.to_le_bytes(), &mut r);
+            buf.put(0, &r)?;
+            let list: Vec<u8> = chunk.iter().flat_map(|g| g.to_le_bytes()).collect();
+            buf.put(array, &list)?;
+            let arg =
+                PrivcmdHypercall { op: HYPERVISOR_MEMORY_OP, arg: [XENMEM_POPULATE_PHYSMAP, buf.addr(0), 0, 0, 0] };
+            // SAFETY: the hypercall reads the reservation and the gfn array from `buf`, a live
+            // page we own, and writes back at most `nr_extents` gfns into it; `arg` lives
+            // across the call.
+            let rc =
+                unsafe { libc::ioctl(self.file.as_raw_fd(), IOCTL_PRIVCMD_HYPERCALL, &arg as *const PrivcmdHypercall) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                return Err(io::Error::new(e.kind(), format!("XENMEM_populate_physmap after {done} pages: {e}")));
+            }
+            if rc as usize != chunk.len() {
+                return Err(io::Error::other(format!(
+                    "XENMEM_populate_physmap: Xen populated {} of {} pages (domain memory limit reached)",
+                    done + rc as usize,
+                    gfns.len()
+                )));
+            }
+            done += chunk.len();
+        }
+        Ok(())
+    }
+
     /// Opens `/dev/xen/privcmd`.
     pub fn open() -> Result<Self, String> {
         OpenOptions::new()
@@ -353,8 +512,25 @@ mod tests {
     }
 
     #[test]
+    fn memory_reservation_has_the_memory_h_layout() {
+        assert_eq!(size_of::<PrivcmdHypercall>(), 48);
+        assert_eq!(size_of::<XenMemoryReservation>(), 32);
+        assert_eq!(
+            [
+                offset_of!(XenMemoryReservation, nr_extents),
+                offset_of!(XenMemoryReservation, extent_order),
+                offset_of!(XenMemoryReservation, mem_flags),
+                offset_of!(XenMemoryReservation, domid)
+            ],
+            [8, 16, 20, 24]
+        );
+        assert_eq!(POPULATE_BATCH, 508);
+    }
+
+    #[test]
     fn ioctl_numbers_match_the_uapi_header() {
         // _IOC(_IOC_NONE, 'P', nr, size) with the sizes above.
+        assert_eq!(IOCTL_PRIVCMD_HYPERCALL, 0x0030_5000);
         assert_eq!(IOCTL_PRIVCMD_MMAPBATCH_V2, 0x0020_5004);
         assert_eq!(IOCTL_PRIVCMD_DM_OP, 0x0010_5005);
         assert_eq!(IOCTL_PRIVCMD_RESTRICT, 0x0002_5006);

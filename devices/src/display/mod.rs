@@ -7,6 +7,7 @@
 //! slot at BAR0, relocated pages on Xen), obtained from and mapped by the backend's
 //! [`VramService`].
 
+pub mod cirrus;
 pub mod framebuffer;
 pub mod stdvga;
 pub mod vga;

@@ -1,19 +1,24 @@
 //! The 8042 PS/2 controller with an AT keyboard behind it: data port 0x60, status/command 0x64.
 //!
 //! References: IBM PC/AT Technical Reference (keyboard controller), the "8042" command set as
-//! documented by QEMU `hw/input/pckbd.c` and Linux `drivers/input/serio/i8042.h`. The auxiliary
-//! (mouse) interface exists in the controller but no mouse is plugged in: the controller's own aux
-//! commands work (0xa7/0xa8/0xa9 and the 0xd3 loopback, which Linux uses to probe the port and
-//! its IRQ), while bytes sent to the mouse (0xd4) time out, the way a controller with an empty
-//! mouse socket answers. Linux then finds no mouse quickly and the keyboard works.
+//! documented by QEMU `hw/input/pckbd.c` and Linux `drivers/input/serio/i8042.h`. A PS/2 mouse
+//! ([`super::ps2_mouse`]) is plugged into the auxiliary port: bytes sent with 0xd4 go to it and
+//! its replies and motion packets come back with the status register's aux bit set, on IRQ 12.
+//!
+//! Host input: [`I8042::key`] turns a set-1 [`KeyCode`] into the bytes the guest reads (set 1
+//! while the command byte's translate bit is set, as BIOSes and Linux leave it; the keyboard's
+//! own set 2 otherwise), [`I8042::mouse_motion`] feeds the mouse. [`Ps2Input`] implements the
+//! console-facing [`KeyboardInput`] and [`PointerInput`] traits on the shared controller.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::bus::BusDevice;
+use crate::input::{KeyCode, KeyboardInput, PointerInput};
 use crate::interrupt::InterruptLine;
 use crate::vm_control::{VmControl, VmRequest};
 
+use super::ps2_mouse::Ps2Mouse;
 use super::{read_bytes, write_bytes};
 
 pub const DATA_PORT: u64 = crate::pc::layout::port::I8042_DATA.0 as u64;
@@ -98,6 +103,7 @@ pub struct I8042 {
     scancode_set: u8,
     leds: u8,
     scancodes: VecDeque<u8>,
+    mouse: Ps2Mouse,
     kbd_irq: Arc<dyn InterruptLine>,
     aux_irq: Arc<dyn InterruptLine>,
     vm: Arc<dyn VmControl>,
@@ -121,6 +127,7 @@ impl I8042 {
             scancode_set: 2,
             leds: 0,
             scancodes: VecDeque::new(),
+            mouse: Ps2Mouse::new(),
             kbd_irq,
             aux_irq,
             vm,
@@ -142,6 +149,7 @@ impl I8042 {
         self.data_target = DataTarget::Keyboard;
         self.reset_keyboard();
         self.scancodes.clear();
+        self.mouse.reset();
     }
 
     fn reset_keyboard(&mut self) {
@@ -160,6 +168,29 @@ impl I8042 {
         self.scancodes.extend(&codes[..n]);
         self.refill();
         n
+    }
+
+    /// A host key went down or up: queues its make or break code in the set the guest reads
+    /// (see the module comment). Codes that do not fit the queue are dropped, as a full
+    /// keyboard buffer drops keys.
+    pub fn key(&mut self, key: KeyCode, down: bool) {
+        let mut bytes = [0u8; 8];
+        let n = if self.ctr() & CTR_TRANSLATE != 0 || self.scancode_set == 1 {
+            set1_bytes(key, down, &mut bytes)
+        } else {
+            set2_bytes(key, down, &mut bytes)
+        };
+        // All or nothing: half a sequence would confuse the guest's decoder.
+        if n > 0 && self.scancodes.len() + n <= MAX_SCANCODES {
+            self.push_scancodes(&bytes[..n]);
+        }
+    }
+
+    /// Relative motion for the PS/2 mouse: `dx` right, `dy` down, `dz` wheel towards the user,
+    /// with the buttons held (`crate::input::buttons`).
+    pub fn mouse_motion(&mut self, dx: i32, dy: i32, dz: i32, buttons: u8) {
+        self.mouse.motion(dx, dy, dz, buttons);
+        self.refill();
     }
 
     /// The keyboard LEDs the guest last set (bit 0 scroll, 1 num, 2 caps lock).
@@ -212,11 +243,19 @@ impl I8042 {
             return;
         }
         let kbd_enabled = self.ctr() & CTR_KBD_DISABLE == 0;
+        let aux_enabled = self.ctr() & CTR_AUX_DISABLE == 0;
         let next = match self.replies.front() {
             Some(&(_, Source::Keyboard)) if !kbd_enabled => None,
             Some(_) => self.replies.pop_front(),
-            None if kbd_enabled && self.scanning => self.scancodes.pop_front().map(|b| (b, Source::Keyboard)),
+            None if kbd_enabled && self.scanning && !self.scancodes.is_empty() => {
+                self.scancodes.pop_front().map(|b| (b, Source::Keyboard))
+            }
             None => None,
+        };
+        // The mouse's bytes wait while the aux interface is disabled (command byte bit 5).
+        let next = match next {
+            None if aux_enabled => self.mouse.pop().map(|b| (b, Source::Aux { timeout: false })),
+            other => other,
         };
         if let Some(entry) = next {
             self.output = Some(entry);
@@ -253,7 +292,10 @@ impl I8042 {
             // Write controller RAM: the argument follows on port 0x60.
             0x60..=0x7f | 0xd1..=0xd4 => self.data_target = DataTarget::ControllerArg(cmd),
             0xa7 => self.ram[0] |= CTR_AUX_DISABLE,
-            0xa8 => self.ram[0] &= !CTR_AUX_DISABLE,
+            0xa8 => {
+                self.ram[0] &= !CTR_AUX_DISABLE;
+                self.refill();
+            }
             // Aux interface test: 0x00 = no error.
             0xa9 => self.reply(0x00, Source::Controller),
             // Controller self-test: 0x55 = passed; sets the system flag.
@@ -336,8 +378,11 @@ impl I8042 {
             // Write keyboard / aux output buffer: the byte comes back as if the device sent it.
             0xd2 => self.reply(value, Source::Controller),
             0xd3 => self.reply(value, Source::Aux { timeout: false }),
-            // Write to the aux device: no mouse is connected, so the transmission times out.
-            0xd4 => self.reply(KBD_RESEND, Source::Aux { timeout: true }),
+            // Write to the aux device: the mouse answers through its own queue.
+            0xd4 => {
+                self.mouse.write(value);
+                self.refill();
+            }
             _ => {}
         }
     }
@@ -451,11 +496,12 @@ fn read_source(r: &mut crate::snapshot::StateReader<'_>, field: &str) -> Result<
 
 impl crate::snapshot::Snapshot for I8042 {
     const ID: &'static str = "i8042";
-    const VERSION: u16 = 1;
+    /// 2: the PS/2 mouse's state follows the keyboard's.
+    const VERSION: u16 = 2;
 
     /// Controller RAM (command byte), status flags, output port (A20, reset), the output buffer
-    /// and reply queue, the pending command argument, and the keyboard's state with its queued
-    /// scancodes (QEMU `vmstate_kbd` + `vmstate_ps2_keyboard`).
+    /// and reply queue, the pending command argument, the keyboard's state with its queued
+    /// scancodes and the mouse's (QEMU `vmstate_kbd` + `vmstate_ps2_keyboard` + `vmstate_ps2_mouse`).
     fn save(&self, w: &mut crate::snapshot::StateWriter) {
         w.bytes(&self.ram);
         w.bool(self.status_sys);
@@ -486,6 +532,7 @@ impl crate::snapshot::Snapshot for I8042 {
         w.u8(self.leds);
         let codes: Vec<u8> = self.scancodes.iter().copied().collect();
         w.blob(&codes);
+        self.mouse.save(w);
     }
 
     fn restore(&mut self, r: &mut crate::snapshot::StateReader<'_>) -> Result<(), crate::snapshot::StateError> {
@@ -519,6 +566,8 @@ impl crate::snapshot::Snapshot for I8042 {
         let scancode_set = r.u8_where("scancode_set", |v| matches!(v, 1..=3), "a scancode set (1-3)")?;
         let leds = r.u8_where("leds", |v| v <= 7, "an LED mask (bits 2:0)")?;
         let scancodes = r.blob("scancodes", MAX_SCANCODES)?;
+        let mut mouse = Ps2Mouse::new();
+        mouse.restore(r)?;
         r.finish()?;
         self.ram = ram;
         self.status_sys = status_sys;
@@ -533,7 +582,140 @@ impl crate::snapshot::Snapshot for I8042 {
         self.scancode_set = scancode_set;
         self.leds = leds;
         self.scancodes = scancodes.into();
+        self.mouse = mouse;
         Ok(())
+    }
+}
+
+/// Set-1 bytes for `key` (make, or break = make | 0x80), 0xe0-prefixed for extended keys.
+/// Pause has no break code and a make sequence of its own.
+fn set1_bytes(key: KeyCode, down: bool, out: &mut [u8; 8]) -> usize {
+    if key == KeyCode::PAUSE {
+        if !down {
+            return 0;
+        }
+        out[..6].copy_from_slice(&[0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5]);
+        return 6;
+    }
+    let code = key.code() & 0x7f;
+    let code = if down { code } else { code | 0x80 };
+    if key.extended() {
+        out[0] = 0xe0;
+        out[1] = code;
+        2
+    } else {
+        out[0] = code;
+        1
+    }
+}
+
+/// Set-2 bytes for `key` (make code; break = 0xf0 before the code), 0xe0-prefixed for extended
+/// keys. Keys without a set-2 code are dropped.
+fn set2_bytes(key: KeyCode, down: bool, out: &mut [u8; 8]) -> usize {
+    if key == KeyCode::PAUSE {
+        if !down {
+            return 0;
+        }
+        out.copy_from_slice(&[0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77]);
+        return 8;
+    }
+    let Some(code) = set1_to_set2(key) else {
+        return 0;
+    };
+    let mut n = 0;
+    if key.extended() {
+        out[n] = 0xe0;
+        n += 1;
+    }
+    if !down {
+        out[n] = 0xf0;
+        n += 1;
+    }
+    out[n] = code;
+    n + 1
+}
+
+/// The keyboard's set-2 code for a set-1 code: the inverse of the 8042's set 2 -> set 1
+/// translation (IBM PC/AT Technical Reference, keyboard scan code tables; QEMU
+/// `hw/input/ps2.c` translate_table).
+fn set1_to_set2(key: KeyCode) -> Option<u8> {
+    #[rustfmt::skip]
+    const PLAIN: [u8; 0x80] = [
+        // 0x00
+        0x00, 0x76, 0x16, 0x1e, 0x26, 0x25, 0x2e, 0x36, 0x3d, 0x3e, 0x46, 0x45, 0x4e, 0x55, 0x66, 0x0d,
+        // 0x10
+        0x15, 0x1d, 0x24, 0x2d, 0x2c, 0x35, 0x3c, 0x43, 0x44, 0x4d, 0x54, 0x5b, 0x5a, 0x14, 0x1c, 0x1b,
+        // 0x20
+        0x23, 0x2b, 0x34, 0x33, 0x3b, 0x42, 0x4b, 0x4c, 0x52, 0x0e, 0x12, 0x5d, 0x1a, 0x22, 0x21, 0x2a,
+        // 0x30
+        0x32, 0x31, 0x3a, 0x41, 0x49, 0x4a, 0x59, 0x7c, 0x11, 0x29, 0x58, 0x05, 0x06, 0x04, 0x0c, 0x03,
+        // 0x40
+        0x0b, 0x83, 0x0a, 0x01, 0x09, 0x77, 0x7e, 0x6c, 0x75, 0x7d, 0x7b, 0x6b, 0x73, 0x74, 0x79, 0x69,
+        // 0x50
+        0x72, 0x7a, 0x70, 0x71, 0x84, 0x00, 0x61, 0x78, 0x07, 0x0f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        // 0x60
+        0x00, 0x00, 0x00, 0x00, 0x08, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38, 0x40, 0x48, 0x50, 0x57, 0x5f,
+        // 0x70
+        0x13, 0x00, 0x00, 0x51, 0x00, 0x00, 0x00, 0x00, 0x00, 0x64, 0x00, 0x67, 0x00, 0x6a, 0x00, 0x00,
+    ];
+    let code = key.code() & 0x7f;
+    if !key.extended() {
+        return Some(PLAIN[code as usize]).filter(|&c| c != 0);
+    }
+    Some(match code {
+        0x1c => 0x5a, // keypad Enter
+        0x1d => 0x14, // right Ctrl
+        0x35 => 0x4a, // keypad /
+        0x37 => 0x7c, // Print Screen
+        0x38 => 0x11, // right Alt (AltGr)
+        0x47 => 0x6c, // Home
+        0x48 => 0x75, // Up
+        0x49 => 0x7d, // Page Up
+        0x4b => 0x6b, // Left
+        0x4d => 0x74, // Right
+        0x4f => 0x69, // End
+        0x50 => 0x72, // Down
+        0x51 => 0x7a, // Page Down
+        0x52 => 0x70, // Insert
+        0x53 => 0x71, // Delete
+        0x5b => 0x1f, // left Windows
+        0x5c => 0x27, // right Windows
+        0x5d => 0x2f, // Menu
+        0x5e => 0x37, // Power
+        0x5f => 0x3f, // Sleep
+        0x63 => 0x5e, // Wake
+        _ => return None,
+    })
+}
+
+/// The console-facing side of a shared [`I8042`]: host keys to the keyboard, host motion to the
+/// mouse.
+#[derive(Clone)]
+pub struct Ps2Input(pub Arc<Mutex<I8042>>);
+
+impl Ps2Input {
+    fn lock(&self) -> std::sync::MutexGuard<'_, I8042> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl KeyboardInput for Ps2Input {
+    fn key(&self, key: KeyCode, down: bool) {
+        self.lock().key(key, down);
+    }
+
+    fn leds(&self) -> u8 {
+        self.lock().leds()
+    }
+}
+
+impl PointerInput for Ps2Input {
+    fn absolute(&self) -> bool {
+        false
+    }
+
+    fn relative(&self, dx: i32, dy: i32, dz: i32, buttons: u8) {
+        self.lock().mouse_motion(dx, dy, dz, buttons);
     }
 }
 
@@ -621,11 +803,13 @@ mod tests {
         dev.write(DATA_PORT, &[0xa5]);
         assert_eq!(aux.rising_edges(), before + 1);
         assert_eq!(inb(&mut dev, DATA_PORT), 0xa5);
-        // psmouse probe: nothing answers on the aux port, and the status says timeout.
+        // psmouse probe: the mouse answers on the aux port (ACK, id 0), without timeout.
         dev.write(COMMAND_PORT, &[0xd4]);
         dev.write(DATA_PORT, &[0xf2]);
-        assert_ne!(inb(&mut dev, COMMAND_PORT) & STS_TIMEOUT, 0);
-        assert_eq!(inb(&mut dev, DATA_PORT), KBD_RESEND);
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & (STS_TIMEOUT | STS_AUX_OBF), STS_AUX_OBF);
+        assert_eq!(inb(&mut dev, DATA_PORT), KBD_ACK);
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & STS_AUX_OBF, STS_AUX_OBF);
+        assert_eq!(inb(&mut dev, DATA_PORT), 0x00);
         assert_eq!(command(&mut dev, 0xa9, &[], 1), Some(vec![0x00]));
         assert_eq!(command(&mut dev, 0xab, &[], 1), Some(vec![0x00]));
     }
@@ -713,6 +897,95 @@ mod tests {
             dev.write(COMMAND_PORT, &[cmd]);
             dev.write(DATA_PORT, &[cmd]);
             inb(&mut dev, DATA_PORT);
+        }
+    }
+
+    /// Linux psmouse's path: bytes to the mouse with 0xd4, answers read with the aux bit set.
+    fn mouse_command(d: &mut I8042, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            d.write(COMMAND_PORT, &[0xd4]);
+            d.write(DATA_PORT, &[b]);
+            while inb(d, COMMAND_PORT) & STS_OBF != 0 && out.len() < 64 {
+                assert_ne!(inb(d, COMMAND_PORT) & STS_AUX_OBF, 0, "mouse bytes come from the aux port");
+                out.push(inb(d, DATA_PORT));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_mouse_is_detected_as_an_intellimouse_and_reports_motion_on_irq12() {
+        let Rig { mut dev, aux, .. } = rig();
+        assert_eq!(mouse_command(&mut dev, &[0xff]), vec![0xfa, 0xaa, 0x00]);
+        assert_eq!(
+            mouse_command(&mut dev, &[0xf3, 200, 0xf3, 100, 0xf3, 80, 0xf2]),
+            vec![0xfa; 7].into_iter().chain([3]).collect::<Vec<_>>()
+        );
+        assert_eq!(mouse_command(&mut dev, &[0xe8, 0x03, 0xe6, 0xf3, 100, 0xf4]), vec![0xfa; 6]);
+        let edges = aux.rising_edges();
+        Ps2Input(Arc::new(Mutex::new(I8042::new(
+            Arc::new(crate::interrupt::RecordingLine::default()),
+            Arc::new(crate::interrupt::RecordingLine::default()),
+            Arc::new(RecordingVmControl::default()),
+        ))))
+        .relative(1, 1, 1, 0); // another controller: ours is untouched
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & STS_OBF, 0);
+        dev.mouse_motion(4, -2, -1, crate::input::buttons::LEFT);
+        assert!(aux.rising_edges() > edges, "IRQ 12 for the packet");
+        let mut packet = Vec::new();
+        while inb(&mut dev, COMMAND_PORT) & STS_OBF != 0 {
+            assert_ne!(inb(&mut dev, COMMAND_PORT) & STS_AUX_OBF, 0);
+            packet.push(inb(&mut dev, DATA_PORT));
+        }
+        assert_eq!(packet, vec![0x09, 4, 2, 0xff], "left button, x +4, y +2 (up), wheel -1");
+        // While the aux interface is disabled the packet waits; keyboard bytes still pass.
+        command(&mut dev, 0xa7, &[], 0).unwrap();
+        dev.mouse_motion(1, 0, 0, 0);
+        dev.key(KeyCode(0x1e), true);
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & (STS_OBF | STS_AUX_OBF), STS_OBF);
+        assert_eq!(inb(&mut dev, DATA_PORT), 0x1e);
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & STS_OBF, 0);
+        command(&mut dev, 0xa8, &[], 0).unwrap();
+        assert_eq!(inb(&mut dev, COMMAND_PORT) & (STS_OBF | STS_AUX_OBF), STS_OBF | STS_AUX_OBF);
+        assert_eq!(inb(&mut dev, DATA_PORT), 0x08);
+    }
+
+    #[test]
+    fn host_keys_arrive_in_set_1_with_translation_and_set_2_without() {
+        let Rig { mut dev, .. } = rig();
+        let read_all = |d: &mut I8042| {
+            let mut v = Vec::new();
+            while inb(d, COMMAND_PORT) & STS_OBF != 0 && v.len() < 32 {
+                v.push(inb(d, DATA_PORT));
+            }
+            v
+        };
+        let input = Ps2Input(Arc::new(Mutex::new(std::mem::replace(&mut dev, rig().dev))));
+        input.key(KeyCode(0x1e), true);
+        input.key(KeyCode(0x1e), false);
+        input.key(KeyCode(0xe048), true);
+        input.key(KeyCode(0xe048), false);
+        let mut dev = std::mem::replace(&mut *input.0.lock().unwrap(), rig().dev);
+        assert_eq!(read_all(&mut dev), vec![0x1e, 0x9e, 0xe0, 0x48, 0xe0, 0xc8]);
+        let ctr = command(&mut dev, 0x20, &[], 1).unwrap()[0] & !CTR_TRANSLATE;
+        command(&mut dev, 0x60, &[ctr], 0).unwrap();
+        dev.key(KeyCode(0x1e), true);
+        dev.key(KeyCode(0x1e), false);
+        dev.key(KeyCode(0xe048), false);
+        dev.key(KeyCode::PAUSE, true);
+        dev.key(KeyCode::PAUSE, false);
+        assert_eq!(
+            read_all(&mut dev),
+            vec![0x1c, 0xf0, 0x1c, 0xe0, 0xf0, 0x75, 0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77]
+        );
+        // Every set-1 code the console can send has a set-2 code or is dropped whole.
+        for code in 0..=0xffu16 {
+            for key in [KeyCode(code), KeyCode(0xe000 | code)] {
+                let mut b = [0u8; 8];
+                let n = set2_bytes(key, true, &mut b);
+                assert!(n <= 3);
+            }
         }
     }
 }

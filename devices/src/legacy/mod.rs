@@ -8,6 +8,7 @@
 pub mod cmos;
 pub mod debug_port;
 pub mod i8042;
+pub mod ps2_mouse;
 pub mod reset;
 pub mod serial;
 

@@ -264,6 +264,8 @@ pub struct Pc {
     pub pm: Arc<Mutex<piix4_pm::PmIo>>,
     pub cmos: Arc<Mutex<Cmos>>,
     pub ide: IdeHandle,
+    /// The PS/2 keyboard and mouse, where console input goes.
+    pub ps2_input: crate::legacy::i8042::Ps2Input,
     pub devices: DeviceBuilder,
 }
 
@@ -354,7 +356,8 @@ pub fn build_pc(config: PcConfig, platform: Platform) -> Result<Pc, PcError> {
     let i8042 = shared(kbd);
     b.add_io("i8042-data", layout::port::I8042_DATA, i8042.clone())?;
     b.add_io("i8042-cmd", layout::port::I8042_COMMAND, i8042.clone())?;
-    b.save(i8042);
+    b.save(i8042.clone());
+    let ps2_input = crate::legacy::i8042::Ps2Input(i8042);
     let port92 = shared(reset::SystemControlPortA::new(control.clone()));
     b.add_io("port92", layout::port::PORT92, port92.clone())?;
     b.save(port92);
@@ -370,7 +373,7 @@ pub fn build_pc(config: PcConfig, platform: Platform) -> Result<Pc, PcError> {
         b.save(s.clone());
         serials.push(s);
     }
-    Ok(Pc { serials, pm: pm_io, cmos, ide: ide_handle, devices: b })
+    Ok(Pc { serials, pm: pm_io, cmos, ide: ide_handle, ps2_input, devices: b })
 }
 
 #[cfg(test)]

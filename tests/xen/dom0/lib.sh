@@ -158,3 +158,17 @@ wait_count() {
   local n=0; while [ "$(last_count "$(serial_log "$1")")" -lt "$2" ] && [ $n -lt $(($3 * 4)) ]; do sleep 0.25; n=$((n + 1)); done
   [ "$(last_count "$(serial_log "$1")")" -ge "$2" ]
 }
+
+# host_step STEP [ARGS...]: run scenarios/$SCEN.host-client.sh STEP ARGS on the test host (real VNC clients on the
+# forwarded port 5900; tests/src/host_steps.rs), print its output as "host STEP: ..." and "@@host STEP rc=N"; return N.
+host_step() {
+  local st=$1 f rc
+  if [ -z "${hoststeps:-}" ]; then echo "@@host $st rc=125 (no host steps in this run)"; return 125; fi
+  f=$(mktemp /tmp/hs.XXXXXX)
+  echo "$SCEN $*" | nc "${hoststeps%:*}" "${hoststeps##*:}" > "$f" 2>&1
+  grep -v '^@@host-rc=' "$f" | tr -d '\r' | sed "s/^/host $st: /"
+  rc=$(sed -n 's/^@@host-rc=//p' "$f"); rm -f "$f"
+  [ -n "$rc" ] || rc=126
+  echo "@@host $st rc=$rc"
+  return "$rc"
+}

@@ -1,0 +1,1 @@
+../vga-std/guest.sh

@@ -1,0 +1,1 @@
+../vga-std/host-client.sh

@@ -1,0 +1,1 @@
+vga.host-client.sh
