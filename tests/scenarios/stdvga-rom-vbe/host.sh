@@ -2,7 +2,8 @@
 # 1. SeaBIOS (-bios, no fw_cfg) finds SeaVGABIOS in the VGA's ROM BAR, runs it, prints its
 #    banner in text mode, and boots the payload from the CD; the payload reports on COM1 what
 #    the text screen holds and what VBE function 4F00h answers.
-# 2. Linux (direct kernel boot, no ROM) binds bochs-drm to the card and gets /dev/fb0.
+# 2. Linux (direct kernel boot, no ROM: romfile=) binds bochs-drm to the card and gets /dev/fb0
+#    in the EDID's preferred mode, with fbcon on it.
 echo "part1: seabios + vgabios"
 dm -accel kvm -m 64M -nodefaults -display none -serial stdio -no-reboot \
   -bios $PWD/bios.bin -device VGA,romfile=$PWD/vgabios-stdvga.bin \
@@ -11,10 +12,6 @@ dm -accel kvm -m 64M -nodefaults -display none -serial stdio -no-reboot \
 rc1=$?
 echo "part1: rc=$rc1"
 echo "part2: linux bochs-drm"
-# Every BAR0 access traps to the device model until the backend maps VRAM into the guest, and
-# under nested KVM each one costs tens of microseconds: keep fbcon off the framebuffer
-# (fbcon=map:9 names a framebuffer that does not exist) and the fbdev mode small.
-APPEND_EXTRA="fbcon=map:9 video=640x480"
 boot -device VGA,romfile=
 rc2=$?
 echo "part2: rc=$rc2"
