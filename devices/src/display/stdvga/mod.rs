@@ -8,8 +8,8 @@
 //! memory, the device marking what it wrote.
 //!
 //! Differences from QEMU: the EDID is fixed (QEMU's default preferred mode 1280x800; no
-//! `xres`/`yres`/`xmax`/`ymax` properties and no DisplayID extension block); 4 bpp VBE modes
-//! are shown through the VGA registers SeaVGABIOS programs for them.
+//! `xres`/`yres`/`xmax`/`ymax` properties and no DisplayID extension block). As in QEMU, a 4
+//! bpp VBE mode is planar and scans out through the VGA registers enabling VBE programs.
 
 pub mod edid;
 pub mod spec;
@@ -222,6 +222,7 @@ impl StdVga {
             INDEX_XRES | INDEX_YRES | INDEX_BPP | INDEX_VIRT_WIDTH | INDEX_X_OFFSET | INDEX_Y_OFFSET => {
                 self.dispi.regs[i] = v;
                 self.dispi.fixup(vram);
+                self.update_vga_registers();
             }
             INDEX_BANK => {
                 let mask = ((vram >> 16).max(1) - 1) as u16;
@@ -236,6 +237,7 @@ impl StdVga {
                     r[INDEX_Y_OFFSET] = 0;
                     r[INDEX_ENABLE] |= ENABLE_ENABLED;
                     self.dispi.fixup(vram);
+                    self.update_vga_registers();
                     if v & ENABLE_NOCLEARMEM == 0 {
                         let len = (self.dispi.regs[INDEX_YRES] as usize * self.dispi.line_offset).min(vram);
                         self.clear_vram(len);
@@ -261,6 +263,37 @@ impl StdVga {
             at += n;
         }
         self.core.mark_dirty(0, len);
+    }
+
+    /// While VBE is enabled, QEMU forces the VGA registers to describe the VBE mode, so a 4 bpp
+    /// (planar) mode scans out through them and the window decodes 64 KiB graphics memory
+    /// [Q vga.c vbe_update_vgaregs]. (QEMU's sequencer shadow `sr_vbe` is the core's linear
+    /// window, which enables all planes and chain-4 for packed-pixel modes.)
+    fn update_vga_registers(&mut self) {
+        if !self.dispi.enabled() {
+            return;
+        }
+        let regs = &self.dispi.regs;
+        let (xres, yres, bpp) = (regs[INDEX_XRES] as usize, regs[INDEX_YRES] as usize, regs[INDEX_BPP]);
+        let line_offset = self.dispi.line_offset;
+        let r = self.core.registers_mut();
+        // Graphics mode, memory map 1 (0xa0000, 64 KiB).
+        r.gc[vga_spec::GC_MISC] = (r.gc[vga_spec::GC_MISC] & !0x0c) | 0x04 | vga_spec::MISC_GRAPHICS;
+        r.crtc[vga_spec::CRTC_MODE] |= vga_spec::MODE_NO_CGA_INTERLEAVE | vga_spec::MODE_NO_HGC_INTERLEAVE;
+        r.crtc[vga_spec::CRTC_OFFSET] = (line_offset >> 3) as u8;
+        r.crtc[vga_spec::CRTC_H_DISPLAY_END] = ((xres >> 3).saturating_sub(1)) as u8;
+        let h = yres.saturating_sub(1);
+        r.crtc[vga_spec::CRTC_V_DISPLAY_END] = h as u8;
+        r.crtc[vga_spec::CRTC_OVERFLOW] =
+            (r.crtc[vga_spec::CRTC_OVERFLOW] & !0x42) | ((h >> 7) & 0x02) as u8 | ((h >> 3) & 0x40) as u8;
+        // Line compare at 1023: never.
+        r.crtc[vga_spec::CRTC_LINE_COMPARE] = 0xff;
+        r.crtc[vga_spec::CRTC_OVERFLOW] |= 0x10;
+        r.crtc[vga_spec::CRTC_MAX_SCAN] |= 0x40;
+        let shift = if bpp == 4 { 0 } else { 2 };
+        r.gc[vga_spec::GC_MODE] = (r.gc[vga_spec::GC_MODE] & !0x60) | shift << vga_spec::MODE_SHIFT_SHIFT;
+        // No double scan, one scan line per row.
+        r.crtc[vga_spec::CRTC_MAX_SCAN] &= !0x9f;
     }
 
     /// The legacy window follows VBE: 64 KiB of chain-4 memory at the bank while a packed-pixel
@@ -332,7 +365,7 @@ impl StdVga {
             o if (MMIO_VGA..MMIO_VGA + MMIO_VGA_SIZE).contains(&o) && o + len <= MMIO_VGA + MMIO_VGA_SIZE => {
                 self.core.io_write_bytes(MMIO_VGA_PORT_BASE + (o - MMIO_VGA) as u16, data)
             }
-            o if (MMIO_DISPI..MMIO_DISPI + MMIO_DISPI_SIZE).contains(&o) && o % 2 == 0 && len <= 2 => {
+            o if (MMIO_DISPI..MMIO_DISPI + MMIO_DISPI_SIZE).contains(&o) && o % 2 == 0 && (1..=2).contains(&len) => {
                 self.dispi.index = ((o - MMIO_DISPI) / 2) as u16;
                 let v = u16::from_le_bytes([data[0], data.get(1).copied().unwrap_or(0)]);
                 self.dispi_write(v);

@@ -181,9 +181,8 @@ fn banked_window_and_8bit_dac_in_an_8bpp_mode() {
     dispi(&mut v, INDEX_BPP, 8);
     dispi(&mut v, INDEX_ENABLE, ENABLE_ENABLED | ENABLE_8BIT_DAC);
     unblank(&mut v);
-    // Bank 4 = VRAM 256 KiB: line 409 (256 KiB / 640), pixel 384. SeaVGABIOS enables all
-    // planes for packed-pixel modes (the map mask gates chain-4 writes).
-    v.core.io_write_bytes(0x3c4, &[0x02, 0x0f]);
+    // Bank 4 = VRAM 256 KiB: line 409 (256 KiB / 640), pixel 384. The map mask (0 here) does
+    // not gate a packed-pixel VBE window: QEMU's VBE sequencer shadow enables all planes.
     dispi(&mut v, INDEX_BANK, 4);
     v.core.mem_write(0, 9);
     assert_eq!(v.core.vram().read_u8(4 << 16), 9);
@@ -213,6 +212,10 @@ fn bar2_has_dispi_vga_ports_and_qext_with_byte_order() {
     let mut b1 = [0u8; 1];
     v.read_bar(MMIO_BAR, 0x41a, &mut b1);
     v.write_bar(MMIO_BAR, 0x400, &[0x20]);
+    // Empty and odd-sized accesses are harmless.
+    v.write_bar(MMIO_BAR, MMIO_DISPI, &[]);
+    v.read_bar(MMIO_BAR, MMIO_DISPI, &mut []);
+    v.write_bar(MMIO_BAR, MMIO_QEXT_BYTE_ORDER, &[1, 2, 3]);
     let mut header = [0u8; 8];
     v.read_bar(MMIO_BAR, MMIO_EDID, &mut header);
     assert_eq!(header, [0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0], "an EDID header at 0");
@@ -254,11 +257,18 @@ fn disabling_vbe_returns_to_vga_rendering() {
     let mut fb = Framebuffer::default();
     v.refresh(&mut fb);
     assert_eq!(fb.width(), 64);
-    dispi(&mut v, INDEX_ENABLE, 0);
-    // VGA registers all zero: a 1-column text screen of 9x1 cells, 8 pixels... whatever the
-    // CRTC says; what matters is that the VBE picture is gone.
+    // Disabled, the VGA registers VBE programmed (256-colour, 64 dots) scan out again: the
+    // bytes of what was a 32 bpp pixel are now palette indexes, each shown two dots wide.
+    v.write_bar(VRAM_BAR, 0, &0x00ff_ffffu32.to_le_bytes());
+    v.core.io_write(0x3c8, 0xff);
+    for comp in [0x3f, 0x00, 0x00] {
+        v.core.io_write(0x3c9, comp);
+    }
     v.refresh(&mut fb);
-    assert_ne!((fb.width(), fb.height()), (64, 64));
+    assert_eq!(fb.row(0)[0], 0xffffff, "enabled: one XRGB pixel");
+    dispi(&mut v, INDEX_ENABLE, 0);
+    v.refresh(&mut fb);
+    assert_eq!(&fb.row(0)[..8], &[0xff0000, 0xff0000, 0xff0000, 0xff0000, 0xff0000, 0xff0000, 0, 0]);
 }
 
 /// A backend that maps BAR0 and records where.
@@ -385,4 +395,47 @@ fn attached_to_a_machine_it_answers_on_the_bus_and_is_its_display() {
     bus.mmio_read(0xb8000, &mut text);
     assert_eq!(text, [b'h', 0x07, b'i', 0x07]);
     assert_eq!(vga.lock().unwrap().core().vram().read_u8(4), b'i', "odd/even: cell 1 is word 1");
+}
+
+#[test]
+fn a_4bpp_vbe_mode_is_planar_through_the_vga_registers_vbe_programs() {
+    let mut v = card();
+    dispi(&mut v, INDEX_ENABLE, 0);
+    dispi(&mut v, INDEX_BPP, 4);
+    dispi(&mut v, INDEX_XRES, 800);
+    dispi(&mut v, INDEX_YRES, 600);
+    dispi(&mut v, INDEX_BANK, 0);
+    dispi(&mut v, INDEX_ENABLE, ENABLE_ENABLED | ENABLE_LFB);
+    // Enabling set the CRTC and graphics controller to 800x600 planar (QEMU's
+    // vbe_update_vgaregs): 100 bytes per line, graphics mode, the 64 KiB map.
+    let c = &mut v.core;
+    c.io_write(0x3c2, 0x01);
+    c.io_write(0x3d4, 0x13);
+    assert_eq!(c.io_read(0x3d5), 50);
+    c.io_write(0x3ce, 0x06);
+    assert_eq!(c.io_read(0x3cf), 0x05);
+    // The guest's part: sequential planar access, all planes, palette and PAS.
+    for (i, val) in [(0x02, 0x0f), (0x04, 0x06)] {
+        c.io_write_bytes(0x3c4, &[i, val]);
+    }
+    c.io_read(0x3da);
+    for (i, val) in [(0x0f, 0x0f), (0x12, 0x0f)] {
+        c.io_write(0x3c0, i);
+        c.io_write(0x3c0, val);
+    }
+    c.io_write(0x3c0, 0x20);
+    c.io_write(0x3c8, 0x0f);
+    for comp in [0x3f, 0x00, 0x3f] {
+        c.io_write(0x3c9, comp);
+    }
+    // Write mode 2, colour 15, dot 0 of line 599 in the 64 KiB window.
+    c.io_write_bytes(0x3ce, &[0x05, 0x02]);
+    c.io_write_bytes(0x3ce, &[0x08, 0x80]);
+    c.mem_read(599 * 100);
+    c.mem_write(599 * 100, 0x0f);
+    let mut fb = Framebuffer::default();
+    v.refresh(&mut fb);
+    assert_eq!((fb.width(), fb.height()), (800, 600));
+    assert_eq!(fb.row(599)[0], 0xff00ff);
+    assert_eq!(fb.row(599)[1], 0);
 }

@@ -407,7 +407,9 @@ impl VgaCore {
         let map_mask = self.regs.seq[SEQ_MAP_MASK];
         match self.access() {
             Access::Chain4 => {
-                if map_mask & (1 << (a & 3)) != 0 && a < self.vram.len() {
+                // A card's linear window enables all planes (QEMU's VBE sequencer shadow).
+                let enabled = self.linear_window || map_mask & (1 << (a & 3)) != 0;
+                if enabled && a < self.vram.len() {
                     self.vram.write_u8(a, v);
                     self.dirty.mark(a, 1);
                 }
