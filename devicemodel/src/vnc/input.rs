@@ -5,9 +5,12 @@
 //!   candidates for a keysym, a key press picks the one whose shift/AltGr/Ctrl flags match the
 //!   modifiers held now and a release picks one that is down (ui/keymaps.c keysym2scancode).
 //!   Upper-case letters are looked up as lower case (the client's Shift is already down).
-//! - Lock-key fix-ups (QEMU's `lock_key_sync`): before a keypad key, Num Lock is toggled when the
-//!   guest's LED disagrees with what the keysym needs; before a letter, Caps Lock is toggled when
-//!   the case the client meant differs from what Shift and the guest's Caps Lock LED would give.
+//! - Lock-key fix-ups (QEMU's `lock_key_sync`): before a keypad key, Num Lock is toggled when its
+//!   state disagrees with what the keysym needs; before a letter, Caps Lock is toggled when the
+//!   case the client meant differs from what Shift and Caps Lock would give. The lock states are
+//!   the ones our own key presses left (QEMU's `qkbd_state` modifiers), not the guest's LEDs:
+//!   a guest sets its LEDs some time after it saw the key, so deciding on the LEDs toggles Caps
+//!   Lock twice when letters arrive faster than that ("HeLlO" for "Hello").
 //! - Pointer: to a relative device, positions become deltas from the last position, or
 //!   x - 0x7fff when the client speaks PointerTypeChange (it then sends relative motion around
 //!   0x7fff); buttons 4/5 (bits 3/4) are wheel steps on press. To an absolute device, positions
@@ -28,6 +31,9 @@ const MAX_HELD: usize = 64;
 #[derive(Default)]
 struct Held {
     keys: BTreeSet<KeyCode>,
+    /// Lock states as our presses toggled them (both off at start, as QEMU's).
+    caps_lock: bool,
+    num_lock: bool,
 }
 
 impl Held {
@@ -60,9 +66,6 @@ pub struct PointerState {
     pub type_change: bool,
 }
 
-const LED_NUM_LOCK: u8 = 1 << 1;
-const LED_CAPS_LOCK: u8 = 1 << 2;
-
 impl InputRouter {
     pub fn new(console: Console, keymap: Keymap, forced_keymap: bool) -> Self {
         InputRouter { console, keymap, forced_keymap, held: Mutex::new(Held::default()) }
@@ -70,6 +73,12 @@ impl InputRouter {
 
     fn send(&self, held: &mut Held, key: KeyCode, down: bool) {
         if down {
+            // A lock key toggles on its press (auto-repeat presses included, as on a PC).
+            if key == KeyCode::CAPS_LOCK {
+                held.caps_lock = !held.caps_lock;
+            } else if key == KeyCode::NUM_LOCK {
+                held.num_lock = !held.num_lock;
+            }
             if held.keys.len() < MAX_HELD {
                 held.keys.insert(key);
             }
@@ -110,17 +119,15 @@ impl InputRouter {
             }
         };
         if down {
-            let leds = self.console.leds();
             if is_keypad(key) {
                 let wants_numlock = self.keymap.is_numlock_keysym(keysym);
-                if wants_numlock != (leds & LED_NUM_LOCK != 0) {
+                if wants_numlock != held.num_lock {
                     self.tap(&mut held, KeyCode::NUM_LOCK);
                 }
             }
             if u8::try_from(keysym).is_ok_and(|c| c.is_ascii_alphabetic()) {
                 let uppercase = (0x41..=0x5a).contains(&keysym);
-                let caps = leds & LED_CAPS_LOCK != 0;
-                if (uppercase != held.shift()) != caps {
+                if (uppercase != held.shift()) != held.caps_lock {
                     self.tap(&mut held, KeyCode::CAPS_LOCK);
                 }
             }

@@ -546,6 +546,40 @@ fn keys_and_pointer_reach_the_ps2_keyboard_and_mouse() {
 }
 
 #[test]
+fn letters_typed_faster_than_the_guest_sets_its_leds_keep_their_case() {
+    // vncdotool types "Hello" as bare keysyms (no Shift). Caps Lock goes on before 'H' and off
+    // before 'e' on our own record of what we pressed; the guest never set its LEDs here, so a
+    // decision on the LEDs would toggle again before 'l' ("HeLlO").
+    let r = rig(64, 48);
+    let mut s = connect(&r);
+    init(&mut s);
+    for c in "Hello".bytes() {
+        key(&mut s, true, c.into());
+        key(&mut s, false, c.into());
+    }
+    let (caps, caps_up) = (0x3a, 0xba);
+    let (h, e, l, o) = (0x23, 0x12, 0x26, 0x18);
+    let expected = vec![
+        caps,
+        caps_up,
+        h,
+        h | 0x80, // H: Caps Lock on, then the letter
+        caps,
+        caps_up,
+        e,
+        e | 0x80, // e: Caps Lock off again
+        l,
+        l | 0x80,
+        l,
+        l | 0x80,
+        o,
+        o | 0x80,
+    ];
+    assert_eq!(wait_bytes(&r.i8042, expected.len()), expected);
+    drop(r.console);
+}
+
+#[test]
 fn tcp_listen_tries_the_next_displays_with_to() {
     // Take a port, then ask for that display with to=: the server takes the next one.
     let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
