@@ -105,10 +105,15 @@ impl DirtyTiles {
         }
     }
 
-    /// The dirty tiles as rectangles in pixels, runs of dirty tiles in a tile row joined, clipped
-    /// to `width` x `height`.
+    /// The dirty tiles as rectangles in pixels, clipped to `width` x `height`: runs of dirty
+    /// tiles in a tile row are joined, and a run spanning the same columns as one in the row
+    /// above extends that rectangle downwards, so a full update is one rectangle (every
+    /// rectangle costs a header, and for ZRLE a flush, on the wire).
     pub fn rects(&self, width: u32, height: u32) -> Vec<Rect> {
-        let mut out = Vec::new();
+        let mut out: Vec<Rect> = Vec::new();
+        // Rectangles that end at the bottom of the previous tile row, candidates to extend.
+        let mut open: Vec<usize> = Vec::new();
+        let mut next_open: Vec<usize> = Vec::new();
         for row in 0..self.rows {
             let mut column = 0;
             while column < self.columns {
@@ -125,9 +130,24 @@ impl DirtyTiles {
                 let w = (column * TILE).min(width).saturating_sub(x);
                 let h = ((row + 1) * TILE).min(height).saturating_sub(y);
                 if w > 0 && h > 0 {
-                    out.push(Rect::new(x, y, w, h));
+                    let above = open.iter().copied().find(|&i| {
+                        let r = out[i];
+                        r.x == x && r.width == w && r.y + r.height == y
+                    });
+                    match above {
+                        Some(i) => {
+                            out[i].height += h;
+                            next_open.push(i);
+                        }
+                        None => {
+                            next_open.push(out.len());
+                            out.push(Rect::new(x, y, w, h));
+                        }
+                    }
                 }
             }
+            std::mem::swap(&mut open, &mut next_open);
+            next_open.clear();
         }
         out
     }
@@ -269,7 +289,13 @@ mod tests {
         d.mark(Rect::new(0, 0, 33, 1));
         assert_eq!(d.rects(40, 20), vec![Rect::new(0, 0, 40, 16)]);
         d.mark_all();
-        assert_eq!(d.rects(40, 20), vec![Rect::new(0, 0, 40, 16), Rect::new(0, 16, 40, 4)]);
+        assert_eq!(d.rects(40, 20), vec![Rect::new(0, 0, 40, 20)], "a full update is one rectangle");
+        // Different spans in consecutive rows stay apart; equal ones further down join again.
+        let mut d = DirtyTiles::new(64, 64);
+        d.mark(Rect::new(0, 0, 32, 16));
+        d.mark(Rect::new(0, 16, 16, 1));
+        d.mark(Rect::new(48, 16, 16, 32));
+        assert_eq!(d.rects(64, 64), vec![Rect::new(0, 0, 32, 16), Rect::new(0, 16, 16, 16), Rect::new(48, 16, 16, 32)]);
     }
 
     #[test]

@@ -15,8 +15,10 @@
 //! BAR1 (4 KiB): offsets 0..0xff are ports 0x3c0..0x3ff (what Linux's `cirrus` DRM driver
 //! uses), 0x100.. the BitBLT registers.
 //!
-//! Not emulated (QEMU does not either): video-to-system blits, the GR2F write mask bits 5..7,
-//! the hardware cursor drawn into the picture.
+//! The hardware cursor (SR10..SR13) is drawn over the picture the console sees, as QEMU draws
+//! it into its display surface.
+//!
+//! Not emulated (QEMU does not either): video-to-system blits, the GR2F write mask bits 5..7.
 
 pub mod blit;
 pub mod spec;
@@ -99,6 +101,30 @@ pub struct CirrusVga {
     bar0: Option<u64>,
     /// Where VRAM is mapped into the guest directly (BAR0's base), if it is.
     mapped_at: Option<u64>,
+    /// The hardware cursor as last drawn over the picture.
+    cursor: Option<DrawnCursor>,
+}
+
+/// What the hardware cursor looks like and where (SR10..SR13, the hidden palette, the pattern
+/// in the last 16 KiB of the addressable VRAM) [Q cirrus_cursor_draw_line].
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CursorLook {
+    x: u32,
+    y: u32,
+    /// 32 or 64 pixels square.
+    size: u32,
+    /// Plane 0 and plane 1 bits, as VRAM holds them.
+    pattern: Vec<u8>,
+    /// Hidden palette entries 0 and 15 as host pixels.
+    colours: [u32; 2],
+}
+
+/// The cursor over the picture: its look and each row's composed pixels, so an idle refresh
+/// can tell a row the VGA core redrew (its pixels no longer match) from one it left alone.
+#[derive(Clone, Debug)]
+struct DrawnCursor {
+    look: CursorLook,
+    rows: Vec<Vec<u32>>,
 }
 
 impl std::fmt::Debug for CirrusVga {
@@ -159,6 +185,7 @@ impl CirrusVga {
             rom,
             bar0: None,
             mapped_at: None,
+            cursor: None,
         };
         card.reset_registers();
         Ok(card)
@@ -185,6 +212,12 @@ impl CirrusVga {
         self.ext.sr[SR_CONFIG] = SR17_BUSTYPE_PCI;
         self.ext.sr[SR_MEMSIZE] = 0x04;
         self.core.registers_mut().crtc[CR_PART_ID] = PART_ID_CLGD5446;
+        // Colour port decode (CRTC at 0x3d4), as every VGA BIOS mode set leaves it. QEMU starts
+        // with it clear but always runs the VGA BIOS first; a `-kernel` boot has none, and
+        // Linux's cirrus driver programs the CRTC through BAR1 + 0x14 (= 0x3d4) without
+        // touching the miscellaneous output register, so without this its mode set would be
+        // dropped.
+        self.core.registers_mut().misc = vga::MISC_COLOUR;
         self.ext.hidden_dac_lock = 5;
         self.ext.hidden_dac = 0;
         self.update_mapping();
@@ -710,15 +743,119 @@ impl CirrusVga {
     }
 }
 
+impl CirrusVga {
+    fn cursor_look(&self) -> Option<CursorLook> {
+        let attr = self.ext.sr[SR_CURSOR_ATTR];
+        if attr & CURSOR_SHOW == 0 {
+            return None;
+        }
+        let (size, pattern_at, len) = if attr & CURSOR_LARGE != 0 {
+            (64, usize::from(self.ext.sr[SR_CURSOR_PATTERN] & 0x3c) * 256, 64 * 16)
+        } else {
+            (32, usize::from(self.ext.sr[SR_CURSOR_PATTERN] & 0x3f) * 256, 256)
+        };
+        let base = self.limit().checked_sub(16 * 1024)? + pattern_at;
+        let mut pattern = vec![0u8; len];
+        if !self.core.vram().read(base, &mut pattern) {
+            return None;
+        }
+        let colour = |i: usize| {
+            let c = |v: u8| {
+                let v = u32::from(v & 0x3f);
+                (v << 2) | (v >> 4)
+            };
+            let p = &self.ext.hidden_palette[i * 3..i * 3 + 3];
+            c(p[0]) << 16 | c(p[1]) << 8 | c(p[2])
+        };
+        Some(CursorLook {
+            x: u32::from(self.ext.cursor_x),
+            y: u32::from(self.ext.cursor_y),
+            size,
+            pattern,
+            colours: [colour(0), colour(15)],
+        })
+    }
+
+    /// Marks the VRAM behind scanout lines `y..y + n` dirty so the core redraws them clean.
+    fn redraw_lines(&mut self, s: &LinearScanout, y: u32, n: u32) {
+        let bytes = s.width as usize * s.format.bytes_per_pixel();
+        for line in y..y.saturating_add(n).min(s.height) {
+            if let Some(at) = (line as usize).checked_mul(s.stride).and_then(|o| o.checked_add(s.offset)) {
+                self.core.mark_dirty(at, bytes);
+            }
+        }
+    }
+
+    /// Draws the cursor over rows the core (re)drew; rows still showing the last composed
+    /// pixels are left alone, so an idle screen marks no tile.
+    fn draw_cursor(&mut self, fb: &mut Framebuffer, look: CursorLook) {
+        let last = self.cursor.take().filter(|d| d.look == look);
+        let mut rows = Vec::with_capacity(look.size as usize);
+        let (width, height) = (fb.width(), fb.height());
+        for r in 0..look.size {
+            let y = look.y + r;
+            if y >= height || look.x >= width {
+                break;
+            }
+            let w = look.size.min(width - look.x) as usize;
+            let current = &fb.row(y)[look.x as usize..look.x as usize + w];
+            if let Some(prev) = last.as_ref().and_then(|d| d.rows.get(r as usize)) {
+                if prev.as_slice() == current {
+                    rows.push(prev.clone());
+                    continue;
+                }
+            }
+            let mut composed = current.to_vec();
+            let stride = if look.size == 64 { 16 } else { 4 };
+            let plane1 = if look.size == 64 { 8 } else { 128 };
+            let row = r as usize * stride;
+            for (px, out) in composed.iter_mut().enumerate() {
+                let bit = |at: usize| look.pattern.get(at).is_some_and(|b| b & (0x80 >> (px % 8)) != 0);
+                let b0 = bit(row + px / 8);
+                let b1 = bit(plane1 + row + px / 8);
+                match (b0, b1) {
+                    (false, false) => {}
+                    (true, false) => *out ^= 0xff_ffff,
+                    (false, true) => *out = look.colours[0],
+                    (true, true) => *out = look.colours[1],
+                }
+            }
+            fb.update_row(look.x, y, &composed);
+            rows.push(composed);
+        }
+        self.cursor = Some(DrawnCursor { look, rows });
+    }
+}
+
 impl Display for CirrusVga {
     fn refresh(&mut self, fb: &mut Framebuffer) {
         match self.extended_scanout() {
-            Some(s) => self.core.refresh_linear(fb, &s),
-            None => self.core.refresh(fb),
+            Some(s) => {
+                let look = self.cursor_look();
+                if self.cursor.as_ref().map(|d| &d.look) != look.as_ref() {
+                    // Moved, changed or hidden: the lines under the old and the new cursor are
+                    // redrawn from VRAM first.
+                    if let Some(old) = self.cursor.take() {
+                        self.redraw_lines(&s, old.look.y, old.look.size);
+                    }
+                    if let Some(new) = &look {
+                        self.redraw_lines(&s, new.y, new.size);
+                    }
+                }
+                self.core.refresh_linear(fb, &s);
+                if let Some(look) = look {
+                    self.draw_cursor(fb, look);
+                }
+            }
+            None => {
+                self.cursor = None;
+                self.core.refresh(fb)
+            }
         }
     }
 
     fn invalidate(&mut self) {
+        self.cursor = None;
         self.core.invalidate();
     }
 
@@ -867,6 +1004,7 @@ impl Snapshot for CirrusVga {
         self.ext =
             Extended { sr_index, sr, gr_index, gr, hidden_dac_lock, hidden_dac, hidden_palette, cursor_x, cursor_y };
         self.blitter.reset();
+        self.cursor = None;
         self.ext.gr[GR_BLT_STATUS] &= !(BLT_START | BLT_BUSY | BLT_FIFOUSED);
         if !self.core.vram_service().vram_is_guest_memory() {
             self.core.vram().clear();

@@ -296,7 +296,7 @@ fn linux_mode_set(c: &mut CirrusVga, w: u32, h: u32, sr07: u8, hdr: u8, pitch: u
         mmio_write(c, 0x14, i);
         mmio_write(c, 0x15, v);
     };
-    outb(c, 0x3c2, 0x01);
+    // (No write to 0x3c2: the driver relies on the colour decode the card starts with.)
     // The VGA BIOS's mode set wrote the pixel mask, which restarts the hidden-DAC count.
     outb(c, 0x3c6, 0xff);
     let vdispend = h - 1;
@@ -600,4 +600,58 @@ fn attach_wires_ports_window_bars_and_display_into_the_machine() {
     // A bad size is refused with the card named.
     let e = attach(&mut b, CirrusOptions { vgamem_mb: 3, slot: None, rom: None }).unwrap_err().to_string();
     assert!(e.contains("4, 8 or 16"), "{e}");
+}
+
+#[test]
+fn hardware_cursor_is_drawn_moves_without_trails_and_costs_nothing_when_idle() {
+    let mut c = card();
+    linux_mode_set(&mut c, 640, 480, 0x19, 0xc5, 2560);
+    // Cursor colours: hidden palette 0 red, 15 green (6-bit DAC values).
+    sr(&mut c, 0x12, CURSOR_HIDDEN_PEL);
+    outb(&mut c, 0x3c8, 0);
+    for v in [0x3f, 0, 0] {
+        outb(&mut c, 0x3c9, v);
+    }
+    outb(&mut c, 0x3c8, 15);
+    for v in [0, 0x3f, 0] {
+        outb(&mut c, 0x3c9, v);
+    }
+    // A 32x32 pattern at the start of the last 16 KiB of the 4 MiB: plane 0 rows at +0 (4 bytes
+    // each), plane 1 at +128. Row 0: inverted; row 1: colour 0; row 2: colour 15.
+    let base = (ADDRESSABLE_VRAM - 16 * 1024) as u64;
+    c.bar_write(0, base, &[0xff]);
+    c.bar_write(0, base + 128 + 4, &[0xff]);
+    c.bar_write(0, base + 8, &[0xff]);
+    c.bar_write(0, base + 128 + 8, &[0xff]);
+    sr(&mut c, 0x13, 0);
+    sr(&mut c, 0x10, 2); // x = 16
+    sr(&mut c, 0x11, 1); // y = 8
+    sr(&mut c, 0x12, CURSOR_SHOW);
+    let mut fb = Framebuffer::default();
+    c.refresh(&mut fb);
+    assert_eq!(
+        &fb.row(8)[15..25],
+        &[0, 0xff_ffff, 0xff_ffff, 0xff_ffff, 0xff_ffff, 0xff_ffff, 0xff_ffff, 0xff_ffff, 0xff_ffff, 0]
+    );
+    assert_eq!(fb.row(9)[16], 0xff_0000);
+    assert_eq!(fb.row(10)[23], 0x00_ff00);
+    assert_eq!(fb.row(11)[16], 0, "transparent rows show the picture");
+    fb.take_dirty();
+    c.refresh(&mut fb);
+    assert!(!fb.take_dirty().any(), "an idle cursor marks no tile");
+    // Move it: the old place shows the picture again.
+    sr(&mut c, 0x10, 4); // x = 32
+    c.refresh(&mut fb);
+    assert_eq!(fb.row(8)[16], 0);
+    assert_eq!(fb.row(9)[16], 0);
+    assert_eq!(fb.row(8)[32], 0xff_ffff);
+    // The picture under it changes: the cursor stays on top.
+    c.bar_write(0, 8 * 2560 + 33 * 4, &[0x11, 0x22, 0x33, 0]);
+    c.refresh(&mut fb);
+    assert_eq!(fb.row(8)[33], 0x33_2211 ^ 0xff_ffff);
+    // Hidden: gone.
+    sr(&mut c, 0x12, 0);
+    c.refresh(&mut fb);
+    assert_eq!(fb.row(8)[32], 0);
+    assert_eq!(fb.row(9)[32], 0);
 }
