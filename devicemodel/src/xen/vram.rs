@@ -172,6 +172,8 @@ struct Entry {
     at: u64,
     /// Restored without its pages (the keys named no place that maps): never relocated.
     unbacked: bool,
+    /// `track_dirty_vram` has answered for the current place (logged once per place).
+    tracked: bool,
 }
 
 impl Entry {
@@ -264,6 +266,7 @@ impl XenVram {
         }
         log::info!("VRAM: relocated {n} pages from gfn {at:#x} back to {:#x}", e.home);
         e.at = e.home;
+        e.tracked = false;
         self.host.xs_rm(&e.physmap_key(self.domid()));
         true
     }
@@ -281,7 +284,7 @@ impl VramService for XenVram {
         let total_kib = st.allocated_kib + size as u64 / 1024;
         let videoram = self.videoram_kib();
         let budget = budget_warning(total_kib, videoram);
-        let mut e = Entry { vram: Vram::anonymous(PAGE)?, home, pages, at: home, unbacked: false };
+        let mut e = Entry { vram: Vram::anonymous(PAGE)?, home, pages, at: home, unbacked: false, tracked: false };
         let gfns = |from: u64| (from..from + pages).collect::<Vec<u64>>();
         let region = if self.incoming {
             // Restored: the pages are where the saved physmap keys say, or home.
@@ -427,8 +430,8 @@ impl VramService for XenVram {
     }
 
     fn sync_dirty(&self, vram: &Vram, dirty: &mut [u64]) -> bool {
-        let st = self.state.lock().unwrap();
-        let Some(e) = st.entries.iter().find(|e| e.vram.same(vram)) else { return true };
+        let mut st = self.state.lock().unwrap();
+        let Some(e) = st.entries.iter_mut().find(|e| e.vram.same(vram)) else { return true };
         if e.at == e.home {
             // Not in a BAR: the guest only reaches it through the device.
             return true;
@@ -437,6 +440,11 @@ impl VramService for XenVram {
         let tracked = pages.min(TRACK_MAX_PAGES);
         match self.dm.track_dirty_vram(e.at, tracked as u32) {
             Ok(DirtyVram::Bitmap(bytes)) => {
+                if !e.tracked {
+                    e.tracked = true;
+                    let n: u32 = bytes.iter().map(|b| b.count_ones()).sum();
+                    log::info!("VRAM: dirty tracking of gfn {:#x}+{tracked:#x}: first bitmap has {n} pages", e.at);
+                }
                 or_byte_bitmap(dirty, &bytes);
                 // Beyond what one call can report: unknown, so dirty.
                 set_pages(dirty, tracked, pages);

@@ -66,9 +66,10 @@ vga_linux() {
     bad "no framebuffer pattern from the Linux guest"; tail -c 2000 "$(serial_log "$name")"; diag "$name"; return
   fi
   grep XENLINUX "$(serial_log "$name")" | tr -d '\r'
-  line=$(grep 'XENLINUX-FBPAT' "$(serial_log "$name")" | tr -d '\r')
-  w=$(echo "$line" | sed -n 's/.* \([0-9]*\)x\([0-9]*\) bpp=\([0-9]*\).*/\1/p')
-  h=$(echo "$line" | sed -n 's/.* \([0-9]*\)x\([0-9]*\) bpp=\([0-9]*\).*/\2/p')
+  # the geometry is on fbpat's info line: "XENLINUX-FB FBPAT info id=... xres=W yres=H ... bpp=B ..."
+  line=$(grep 'XENLINUX-FB ' "$(serial_log "$name")" | tr -d '\r')
+  w=$(echo "$line" | sed -n 's/.* xres=\([0-9]*\).*/\1/p')
+  h=$(echo "$line" | sed -n 's/.* yres=\([0-9]*\).*/\1/p')
   bpp=$(echo "$line" | sed -n 's/.* bpp=\([0-9]*\).*/\1/p')
   d=24; [ "$bpp" = 16 ] && d=16
   sleep 2

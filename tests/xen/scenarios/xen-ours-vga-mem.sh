@@ -33,6 +33,14 @@ start=$(xenstore-read $key/start_addr 2>/dev/null)
 [ -n "$start" ] && [ "$(xenstore-read $key/name 2>/dev/null)" = vga.vram ] && ok "physmap key: VRAM at 0x$start" \
   || bad "no physmap key $key"
 echo "VGA-MEM xl list: $(xl list $name 2>&1 | tail -1)"
+# A screendump refreshes the display: the device reads the VRAM through our mapping and asks Xen which pages the
+# guest wrote (track_dirty_vram; its first answer for a range is every page).
+qmp "$(qmp_sock "$d")" --timeout 20 --connect-wait 5 '{"execute":"screendump","arguments":{"filename":"/tmp/ovga.ppm"}}' 2>&1 | tail -2
+hdr=$(head -c 15 /tmp/ovga.ppm 2>/dev/null | tr '\n' ' ')
+case "$hdr" in "P6 720 400 255"*) ok "screendump of the text screen: $hdr" ;; *) bad "screendump header '$hdr'" ;; esac
+[ "$(tr -d '\000' < /tmp/ovga.ppm | wc -c)" -gt 1000 ] && ok "the screendump is not blank" || bad "blank screendump"
+grep -q 'VRAM: dirty tracking of gfn 0x[0-9a-f]*+0x1000: first bitmap has 4096 pages' "$log" \
+  && ok "track_dirty_vram answered over BAR0 (first bitmap: all 4096 pages)" || bad "no track_dirty_vram answer in our log"
 grep -E 'VRAM|buffered' "$log" | sed 's/^/DM: /'
 
 # save and restore
