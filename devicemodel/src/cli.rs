@@ -36,7 +36,7 @@ Devices and I/O:
                                  holds is kept (use it with -serial chardev:ID)
   -nographic                     no display; COM1 on stdio unless -serial is given
   -display none                  no display
-  -vga std|none                  standard VGA (as -device VGA), or no VGA card
+  -vga std|cirrus|none           standard VGA (as -device VGA), Cirrus (as -device cirrus-vga), or none
   -vnc HOST:DISPLAY[,password=on][,to=N]  VNC server on port 5900+DISPLAY (to=N: the next
                                  displays up to N when the port is taken; password=on: VNC
                                  authentication, the password set over QMP); -vnc unix:PATH; -vnc none
@@ -46,6 +46,7 @@ Devices and I/O:
   -device isa-debug-exit[,iobase=0xf4][,iosize=4]  writing V exits with status (V << 1) | 1
   -device edu[,addr=SLOT]  QEMU's edu test device (1234:11e8; INTx and MSI)
   -device virtio-rng-pci[,addr=SLOT][,vectors=2]  virtio 1.x entropy device (1af4:1044; vectors=0: INTx)
+  -device cirrus-vga[,vgamem_mb=4|8|16][,romfile=FILE][,addr=SLOT]  Cirrus CLGD 5446 (xl's default card)
 Control:
   -name NAME[,debug-threads=on]  guest name (used in logs)
   -no-shutdown                   on guest power-off, stop the guest but keep running
@@ -474,8 +475,7 @@ fn check_accel(v: &str) -> Result<Accel, CliError> {
 
 /// Devices libxl may ask for that we do not emulate yet: accepted with a loud warning so a
 /// default `xl` configuration starts (the guest runs without them), never silently.
-const NOT_YET_EMULATED: [&str; 17] = [
-    "cirrus-vga",
+const NOT_YET_EMULATED: [&str; 16] = [
     "qxl-vga",
     "qxl",
     "intel-hda",
@@ -965,13 +965,21 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                 let v = value("VGA type")?;
                 match v.as_str() {
                     "none" => {}
-                    // QEMU's -vga std is -device VGA with its defaults.
-                    "std" => cfg.devices.push(crate::registry::DeviceRequest {
-                        driver: "VGA".into(),
-                        props: Vec::new(),
-                        text: "VGA (from -vga std)".into(),
-                    }),
-                    _ => return err(format!("-vga {v}: unsupported VGA card (supported: std, none)")),
+                    // QEMU's -vga std is -device VGA with its defaults, and -vga cirrus is
+                    // -device cirrus-vga; made with the board (before any -device), so the card
+                    // takes the first free slot, 00:02.0.
+                    "std" | "cirrus" => {
+                        let driver = if v == "std" { "VGA" } else { "cirrus-vga" };
+                        cfg.devices.insert(
+                            0,
+                            crate::registry::DeviceRequest {
+                                driver: driver.into(),
+                                props: Vec::new(),
+                                text: format!("{driver} (from -vga {v})"),
+                            },
+                        )
+                    }
+                    _ => return err(format!("-vga {v}: unsupported VGA card (supported: std, cirrus, none)")),
                 }
             }
             "nodefaults" | "no-user-config" | "no-hpet" => {}
@@ -1325,10 +1333,13 @@ mod tests {
 
     #[test]
     fn vga_std_is_the_standard_vga_device() {
-        let c = run(&["-kernel", "k", "-vga", "std"]).unwrap();
-        assert_eq!(c.devices.len(), 1);
-        assert_eq!(c.devices[0].driver, "VGA");
+        let c = run(&["-kernel", "k", "-device", "edu", "-vga", "std"]).unwrap();
+        assert_eq!(c.devices.len(), 2);
+        assert_eq!(c.devices[0].driver, "VGA", "made before the -device ones, as QEMU does");
         assert!(run(&["-kernel", "k", "-vga", "none"]).unwrap().devices.is_empty());
+        let c = run(&["-kernel", "k", "-vga", "cirrus"]).unwrap();
+        assert_eq!(c.devices.len(), 1);
+        assert_eq!(c.devices[0].driver, "cirrus-vga");
         let e = run(&["-kernel", "k", "-vga", "vmware"]).unwrap_err();
         assert!(e.0.contains("-vga vmware") && e.0.contains("std"), "{e}");
     }

@@ -152,6 +152,12 @@ pub static DEVICES: &[DeviceEntry] = &[
         attach: attach_vga,
     },
     DeviceEntry {
+        name: "cirrus-vga",
+        summary: "Cirrus CLGD 5446 (1013:00b8; xl's default card; LFB in BAR0, blitter and VGA ports in \
+                  BAR1, Cirrus VGA BIOS in the ROM BAR): -device cirrus-vga[,vgamem_mb=4|8|16][,romfile=FILE][,addr=SLOT]",
+        attach: attach_cirrus_vga,
+    },
+    DeviceEntry {
         name: "isa-debug-exit",
         summary: "writing V exits with status (V << 1) | 1: -device isa-debug-exit[,iobase=0x501][,iosize=2]",
         attach: attach_isa_debug_exit,
@@ -265,8 +271,7 @@ pub fn option_rom_image(
 
 /// QEMU's `-device VGA` properties this card has: `vgamem_mb` (clamped to 1-512 and rounded
 /// up to a power of two, as QEMU does), `romfile`, `addr`. QEMU's `mmio`, `qemu-extended-regs`
-/// and `edid` are accepted when they ask for what this card always is (`on`); `edid=on` is
-/// accepted although no EDID blob is provided yet (guests then use their built-in modes).
+/// and `edid` are accepted when they ask for what this card always is (`on`).
 fn attach_vga(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), DeviceError> {
     use devices::display::stdvga;
     let slot = props.pci_slot()?;
@@ -282,6 +287,27 @@ fn attach_vga(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Res
         let rom = option_rom_image(romfile, stdvga::spec::ROM_FILE, &props.option())?;
         stdvga::attach(m, stdvga::StdVgaOptions { vgamem_mb: Some(vgamem_mb), slot, rom })
             .map_err(|e| props.attach_error(e))?;
+    }
+    Ok(())
+}
+
+/// QEMU's `-device cirrus-vga` properties: `vgamem_mb` (4, 8 or 16; QEMU's default is 4, libxl
+/// passes its videoram, 8 by default), `romfile`, `addr`; `blitter=on` is what the card always is.
+fn attach_cirrus_vga(props: &mut Props<'_>, machine: Option<&mut DeviceBuilder>) -> Result<(), DeviceError> {
+    use devices::display::cirrus;
+    let slot = props.pci_slot()?;
+    let vgamem_mb = props.number("vgamem_mb", cirrus::spec::VGAMEM_MB_DEFAULT.into(), u32::MAX as u64)? as u32;
+    if !cirrus::spec::VGAMEM_MB_ALLOWED.contains(&vgamem_mb) {
+        return Err(props.bad("vgamem_mb", &vgamem_mb.to_string(), "the Cirrus card takes 4, 8 or 16 (MiB)"));
+    }
+    match props.get("blitter") {
+        None | Some("on" | "true" | "yes") => {}
+        Some(v) => return Err(props.bad("blitter", v, "only on is supported")),
+    }
+    let romfile = props.get("romfile");
+    if let Some(m) = machine {
+        let rom = option_rom_image(romfile, cirrus::spec::ROM_FILE, &props.option())?;
+        cirrus::attach(m, cirrus::CirrusOptions { vgamem_mb, slot, rom }).map_err(|e| props.attach_error(e))?;
     }
     Ok(())
 }
@@ -340,6 +366,17 @@ mod tests {
         assert!(e.contains("vgamem_mb=big"), "{e}");
         let e = validate(&request("VGA,mmio=off")).unwrap_err().to_string();
         assert!(e.contains("mmio=off"), "{e}");
+    }
+
+    #[test]
+    fn cirrus_vga_takes_qemus_memory_sizes() {
+        validate(&request("cirrus-vga")).unwrap();
+        validate(&request("cirrus-vga,vgamem_mb=8")).unwrap();
+        validate(&request("cirrus-vga,vgamem_mb=16,romfile=/x/vgabios-cirrus.bin,addr=3,blitter=on")).unwrap();
+        let e = validate(&request("cirrus-vga,vgamem_mb=32")).unwrap_err().to_string();
+        assert!(e.contains("vgamem_mb=32") && e.contains("4, 8 or 16"), "{e}");
+        let e = validate(&request("cirrus-vga,blitter=off")).unwrap_err().to_string();
+        assert!(e.contains("blitter=off"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have qemu-system-x86_64 || need+=(qemu-system-x86)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 [ -f /usr/share/seabios/bios-256k.bin ] || need+=(seabios)
+# QEMU's keymaps for the VNC server's -k (devicemodel reads /usr/share/qemu/keymaps)
+[ -f /usr/share/qemu/keymaps/en-us ] || need+=(qemu-system-data)
 have cpio || need+=(cpio)
 have xorriso || need+=(xorriso)
 have python3 || need+=(python3)

@@ -113,6 +113,8 @@ ln -sf ../lib/xen-4.17/bin/xl "$R/usr/sbin/xl"
 cp "$XR/usr/lib/xen-4.17/boot/hvmloader" "$R/usr/lib/xen-4.17/boot/"
 # libxl hands this file to hvmloader as the BIOS module (path compiled into libxenlight)
 cp "$XR/usr/share/seabios/bios-256k.bin" "$R/usr/share/seabios/"
+# the VGA BIOSes our stdvga/cirrus load into their ROM BAR (from the same extracted seabios package)
+cp "$XR"/usr/share/seabios/vgabios-stdvga.bin "$XR"/usr/share/seabios/vgabios-cirrus.bin "$R/usr/share/seabios/"
 cp "$XR/etc/xen/xl.conf" "$R/etc/xen/"
 # qemu-xen loads a keymap even for `-vnc none` (libxl always passes -vnc); same QEMU 7.2 data as the host's
 [ -d /usr/share/qemu/keymaps ] || { log "/usr/share/qemu/keymaps missing (host package qemu-system-data)"; exit 1; }

@@ -130,7 +130,7 @@ impl VramService for KvmVram {
         let host = e.vram.region().as_ptr() as u64;
         match self.vm.set_slot(slot, KVM_MEM_LOG_DIRTY_PAGES, gpa, len, host) {
             Ok(()) => {
-                log::debug!("VRAM ({} KiB) mapped at {gpa:#x} as KVM slot {slot}", len / 1024);
+                log::info!("VRAM ({} KiB) mapped at {gpa:#x} as KVM slot {slot}", len / 1024);
                 e.gpa = Some(gpa);
                 true
             }

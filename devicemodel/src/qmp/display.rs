@@ -208,4 +208,92 @@ mod tests {
         assert_eq!((info.width, info.height), (2, 2));
         assert_eq!(&buf[..12], &rgb);
     }
+
+    fn run(h: &DisplayCommands, name: &str, args: Value) -> Result<Value, QmpError> {
+        let fdsets = std::sync::Arc::new(FdSets::new());
+        let events = crate::qmp::EventSender::new();
+        let fds = std::cell::RefCell::new(crate::qmp::handler::ConnectionFds::default());
+        let ctx = CommandContext::new("test", &fdsets, &events, &fds);
+        h.execute(&ctx, name, args.as_object().unwrap())
+    }
+
+    #[test]
+    fn libxl_flow_and_screendump_of_the_console() {
+        use crate::console::pattern::PatternDisplay;
+        use devices::display::SharedDisplay;
+        let timers = devices::timer::ManualTimers::new(std::sync::Arc::new(devices::clock::ManualClock::new(0)));
+        let console = Console::new(timers);
+        let without_vnc = DisplayCommands::new(console.clone(), None);
+        assert_eq!(run(&without_vnc, "query-vnc", json!({})).unwrap(), json!({"enabled": false}));
+        assert_eq!(
+            run(&without_vnc, "change-vnc-password", json!({"password": "x"})).unwrap_err().desc,
+            "Could not set password"
+        );
+        let dir = std::env::temp_dir().join(format!("qmp-display-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("shot.png");
+        let e = run(&without_vnc, "screendump", json!({"filename": out.to_str().unwrap()})).unwrap_err();
+        assert_eq!(e.desc, "There is no console to take a screendump from.");
+
+        let display = std::sync::Arc::new(std::sync::Mutex::new(PatternDisplay::new(48, 32)));
+        struct Nothing;
+        impl devices::input::KeyboardInput for Nothing {
+            fn key(&self, _: devices::input::KeyCode, _: bool) {}
+        }
+        impl devices::input::PointerInput for Nothing {
+            fn absolute(&self) -> bool {
+                false
+            }
+            fn relative(&self, _: i32, _: i32, _: i32, _: u8) {}
+        }
+        let input = crate::machine::MachineInput {
+            keyboard: std::sync::Arc::new(Nothing),
+            pointer: std::sync::Arc::new(Nothing),
+        };
+        console.attach(&[display.clone() as SharedDisplay], input);
+        // screendump works without a VNC server: PNG and PPM of the exact picture.
+        run(&without_vnc, "screendump", json!({"filename": out.to_str().unwrap(), "format": "png"})).unwrap();
+        let mut reader = png::Decoder::new(std::fs::File::open(&out).unwrap()).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (48, 32));
+        let d = display.lock().unwrap();
+        for (i, px) in buf.chunks_exact(3).enumerate() {
+            let (x, y) = (i as u32 % 48, i as u32 / 48);
+            let p = d.pixel(x, y);
+            assert_eq!(px, [(p >> 16) as u8, (p >> 8) as u8, p as u8], "pixel {x},{y}");
+        }
+        drop(d);
+        let ppm = dir.join("shot.ppm");
+        run(&without_vnc, "screendump", json!({"filename": ppm.to_str().unwrap()})).unwrap();
+        assert_eq!(std::fs::read(&ppm).unwrap().len(), "P6\n48 32\n255\n".len() + 48 * 32 * 3);
+        assert_eq!(
+            run(&without_vnc, "screendump", json!({"filename": "/x", "device": "nope"})).unwrap_err().desc,
+            "Device 'nope' not found"
+        );
+        assert!(run(&without_vnc, "screendump", json!({"filename": "/x", "format": "jpeg"})).is_err());
+
+        // With -vnc unix:...,password=on: query-vnc has what libxl needs; the password commands work.
+        let sock = dir.join("vnc.sock");
+        let cfg = crate::vnc::VncConfig { listen: crate::vnc::VncListen::Unix(sock), password: true };
+        let vnc = VncServer::start(crate::vnc::VncOptions::new(cfg), console.clone(), crate::qmp::EventSender::new())
+            .unwrap();
+        let h = DisplayCommands::new(console, Some(vnc.clone()));
+        let q = run(&h, "query-vnc", json!({})).unwrap();
+        assert_eq!(q["enabled"], true);
+        assert_eq!(q["family"], "unix");
+        assert!(q["host"].is_string() && q["service"].is_string());
+        assert_eq!(q["auth"], "vnc");
+        run(&h, "change-vnc-password", json!({"password": "pw"})).unwrap();
+        run(&h, "set_password", json!({"protocol": "vnc", "password": "pw2", "connected": "keep"})).unwrap();
+        assert_eq!(
+            run(&h, "set_password", json!({"protocol": "spice", "password": "x"})).unwrap_err().desc,
+            "SPICE is not in use"
+        );
+        run(&h, "expire_password", json!({"protocol": "vnc", "time": "never"})).unwrap();
+        assert_eq!(run(&h, "query-vnc-servers", json!({})).unwrap()[0]["auth"], "vnc");
+        assert!(run(&h, "query-vnc", json!({"bogus": 1})).is_err());
+        vnc.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -25,6 +25,7 @@ struct Rig {
     display: Arc<Mutex<PatternDisplay>>,
     i8042: Arc<Mutex<I8042>>,
     server: VncServer,
+    events: EventSender,
     path: PathBuf,
     _dir: TempDir,
 }
@@ -60,8 +61,9 @@ fn rig_with(w: u32, h: u32, password: bool, write_timeout: Duration) -> Rig {
     );
     let mut options = VncOptions::new(VncConfig { listen: VncListen::Unix(path.clone()), password });
     options.write_timeout = write_timeout;
-    let server = VncServer::start(options, console.clone(), EventSender::new()).unwrap();
-    Rig { _event_loop: event_loop, console, display, i8042, server, path, _dir: TempDir(dir) }
+    let events = EventSender::new();
+    let server = VncServer::start(options, console.clone(), events.clone()).unwrap();
+    Rig { _event_loop: event_loop, console, display, i8042, server, events, path, _dir: TempDir(dir) }
 }
 
 fn rig(w: u32, h: u32) -> Rig {
@@ -604,4 +606,24 @@ fn pattern_display_is_what_the_console_shows() {
     let mut fb = devices::display::Framebuffer::new(1, 1);
     d.refresh(&mut fb);
     assert_eq!(fb.pixels(), &expected(&d)[..]);
+}
+
+#[test]
+fn qmp_events_and_query_vnc_follow_a_client() {
+    let r = rig(32, 16);
+    let (tx, rx) = std::sync::mpsc::sync_channel(16);
+    assert!(r.events.subscribe_after(1, tx, "{}".into()));
+    rx.recv().unwrap();
+    let mut s = connect(&r);
+    init(&mut s);
+    let next = || -> Value { serde_json::from_str(&rx.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap() };
+    let connected = next();
+    assert_eq!(connected["event"], "VNC_CONNECTED");
+    assert_eq!(connected["data"]["server"]["auth"], "none");
+    assert_eq!(connected["data"]["client"]["family"], "unix");
+    assert_eq!(next()["event"], "VNC_INITIALIZED");
+    assert_eq!(r.server.query()["clients"].as_array().unwrap().len(), 1);
+    drop(s);
+    assert_eq!(next()["event"], "VNC_DISCONNECTED");
+    assert_eq!(r.server.query()["clients"].as_array().unwrap().len(), 0);
 }

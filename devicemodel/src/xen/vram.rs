@@ -394,6 +394,8 @@ impl VramService for XenVram {
         e.at = t;
         log::info!("VRAM: relocated {n} pages from gfn {:#x} to {t:#x} (BAR0 at {:#x})", e.home, t * PAGE as u64);
         if !st.relocation_checked {
+            // The probe flips and restores the last VRAM byte: this runs while the guest
+            // programs BAR0 (firmware, PCI setup), not while it draws into the end of VRAM.
             st.relocation_checked = true;
             let last = (n - 1) as usize * PAGE;
             match self.host.same_frame(e.vram.region(), last, t + n - 1) {

@@ -277,6 +277,12 @@ impl Ps2Mouse {
         if held & buttons::MIDDLE != 0 {
             ps2_buttons |= 0x04;
         }
+        if !self.reporting {
+            // A mouse with reporting off forgets motion (QEMU ps2_mouse_event drops it too):
+            // enabling it later must not replay a jump.
+            self.buttons = ps2_buttons;
+            return;
+        }
         let clamp = |v: i32| v.clamp(-MAX_PENDING_MOTION, MAX_PENDING_MOTION);
         self.dx = clamp(self.dx.saturating_add(dx));
         // The mouse counts up as positive.
@@ -284,7 +290,7 @@ impl Ps2Mouse {
         self.dz = clamp(self.dz.saturating_add(dz));
         let buttons_changed = ps2_buttons != self.buttons;
         self.buttons = ps2_buttons;
-        if !self.reporting || self.remote {
+        if self.remote {
             return;
         }
         if buttons_changed && self.dx == 0 && self.dy == 0 && self.dz == 0 {
@@ -454,6 +460,8 @@ mod tests {
         m.motion(5, 5, 0, 0);
         assert!(send(&mut m, &[]).is_empty(), "reporting is off after reset");
         send(&mut m, &[CMD_ENABLE_REPORTING]);
+        m.motion(0, 0, 0, 0);
+        assert!(send(&mut m, &[]).is_empty(), "motion while disabled is forgotten");
         // Screen down is mouse -y.
         m.motion(-3, 2, 0, buttons::LEFT | buttons::MIDDLE);
         assert_eq!(send(&mut m, &[]), vec![0x08 | 0x01 | 0x04 | PKT_X_SIGN | PKT_Y_SIGN, 0xfd, 0xfe]);

@@ -33,12 +33,13 @@ start=$(xenstore-read $key/start_addr 2>/dev/null)
 [ -n "$start" ] && [ "$(xenstore-read $key/name 2>/dev/null)" = vga.vram ] && ok "physmap key: VRAM at 0x$start" \
   || bad "no physmap key $key"
 echo "VGA-MEM xl list: $(xl list $name 2>&1 | tail -1)"
+grep -E 'VRAM|buffered' "$log" | sed 's/^/DM: /'
 
 # save and restore
-c1=$(last_count "$(serial_log $name)")
 xl -v save $name $f > /var/log/xen/xl-save-$name.log 2>&1; rc=$?
 [ $rc = 0 ] && ok "xl save" || { bad "xl save rc=$rc"; tail -20 /var/log/xen/xl-save-$name.log; diag $name; finish; }
 mv "$(serial_log $name)" "$(serial_log $name).before"
+c1=$(last_count "$(serial_log $name).before"); echo "last count before save: $c1"
 xl -vvv restore $f > /var/log/xen/xl-restore-$name.log 2>&1; rc=$?
 if [ $rc != 0 ]; then
   bad "xl restore rc=$rc"; grep -v ' debug: ' /var/log/xen/xl-restore-$name.log | grep -E -i 'error|fail|warn' | head -20

@@ -39,6 +39,9 @@ pub const ADDRESSABLE_VRAM: usize = 4 << 20;
 /// `vgamem_mb` values QEMU accepts; libxl passes 8 by default [Q pci_cirrus_vga_realize].
 pub const VGAMEM_MB_ALLOWED: [u32; 3] = [4, 8, 16];
 pub const VGAMEM_MB_DEFAULT: u32 = 4;
+/// The VGA BIOS QEMU loads into the ROM BAR (SeaBIOS's Cirrus build, Debian package seabios)
+/// [Q VGABIOS_CIRRUS_FILENAME].
+pub const ROM_FILE: &str = "vgabios-cirrus.bin";
 
 // ---------------------------------------------------------------- sequencer (0x3c4/0x3c5)
 /// SR06 unlocks the extensions: writing 0x12 (after masking with 0x17) reads back 0x12,

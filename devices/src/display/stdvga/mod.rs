@@ -7,10 +7,11 @@
 //! reports the pages written; otherwise every access traps here and is served from the same
 //! memory, the device marking what it wrote.
 //!
-//! Differences from QEMU: no EDID blob yet (BAR2 0x000-0x3ff reads zeros, so Linux's bochs-drm
-//! and SeaVGABIOS fall back to their built-in mode lists, with 1024x768 preferred); 4 bpp VBE
-//! modes are shown through the VGA registers SeaVGABIOS programs for them.
+//! Differences from QEMU: the EDID is fixed (QEMU's default preferred mode 1280x800; no
+//! `xres`/`yres`/`xmax`/`ymax` properties and no DisplayID extension block); 4 bpp VBE modes
+//! are shown through the VGA registers SeaVGABIOS programs for them.
 
+pub mod edid;
 pub mod spec;
 #[cfg(test)]
 mod tests;
@@ -129,6 +130,7 @@ pub struct StdVga {
     core: VgaCore,
     dispi: Dispi,
     rom: Option<OptionRom>,
+    edid: [u8; 128],
     /// Where BAR0 decodes now, and whether the backend mapped the VRAM there.
     bar0: Option<u64>,
     bar0_mapped: bool,
@@ -173,6 +175,7 @@ impl StdVga {
             core: VgaCore::new(vram, service, clock),
             dispi: Dispi::new(),
             rom,
+            edid: edid::generate(),
             bar0: None,
             bar0_mapped: false,
         })
@@ -300,7 +303,11 @@ impl StdVga {
     fn mmio_read(&mut self, offset: u64, data: &mut [u8]) {
         let len = data.len() as u64;
         match offset {
-            o if o + len <= MMIO_EDID + MMIO_EDID_SIZE => data.fill(0),
+            o if o + len <= MMIO_EDID + MMIO_EDID_SIZE => {
+                for (i, b) in data.iter_mut().enumerate() {
+                    *b = self.edid.get((o - MMIO_EDID) as usize + i).copied().unwrap_or(0);
+                }
+            }
             o if (MMIO_VGA..MMIO_VGA + MMIO_VGA_SIZE).contains(&o) && o + len <= MMIO_VGA + MMIO_VGA_SIZE => {
                 self.core.io_read_bytes(MMIO_VGA_PORT_BASE + (o - MMIO_VGA) as u16, data)
             }

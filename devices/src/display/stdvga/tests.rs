@@ -213,6 +213,9 @@ fn bar2_has_dispi_vga_ports_and_qext_with_byte_order() {
     let mut b1 = [0u8; 1];
     v.read_bar(MMIO_BAR, 0x41a, &mut b1);
     v.write_bar(MMIO_BAR, 0x400, &[0x20]);
+    let mut header = [0u8; 8];
+    v.read_bar(MMIO_BAR, MMIO_EDID, &mut header);
+    assert_eq!(header, [0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0], "an EDID header at 0");
     let mut b4 = [0u8; 4];
     v.read_bar(MMIO_BAR, MMIO_QEXT, &mut b4);
     assert_eq!(u32::from_le_bytes(b4), 8);
@@ -329,4 +332,57 @@ fn state_round_trips_and_bad_state_is_refused() {
     let mut small = card_with(4, Arc::new(HostVram), None);
     assert!(crate::snapshot::DeviceState::restore_state(&mut small, StdVga::VERSION, &saved).is_err());
     assert!(crate::snapshot::DeviceState::restore_state(&mut w, StdVga::VERSION, &saved[..100]).is_err());
+}
+
+#[test]
+fn attached_to_a_machine_it_answers_on_the_bus_and_is_its_display() {
+    use crate::interrupt::{RecordingInterruptService, RecordingInterrupts};
+    use crate::memory::TestMemory;
+    use crate::pc::Platform;
+    use crate::vm_control::RecordingVmControl;
+    let platform = Platform {
+        interrupts: Arc::new(RecordingInterruptService(RecordingInterrupts::new())),
+        control: Arc::new(RecordingVmControl::default()),
+        timers: crate::timer::ManualTimers::new(Arc::new(ManualClock::new(0))),
+        dma_memory: Arc::new(TestMemory::new(4096)),
+        vram: Arc::new(HostVram),
+    };
+    let mut b = DeviceBuilder::new(platform);
+    let rom = vec![0x55, 0xaa, 0, 0];
+    let vga = attach(&mut b, StdVgaOptions { vgamem_mb: Some(8), slot: None, rom: Some(rom) }).unwrap();
+    assert_eq!(b.displays().len(), 1);
+    let bus = b.bus.clone();
+    // Configuration mechanism #1: 00:02.0 is the VGA.
+    let cfg = |reg: u32, v: Option<u32>| {
+        bus.pio_write(0xcf8, &(0x8000_0000u32 | 2 << 11 | reg).to_le_bytes());
+        let mut d = [0u8; 4];
+        match v {
+            Some(v) => bus.pio_write(0xcfc, &v.to_le_bytes()),
+            None => bus.pio_read(0xcfc, &mut d),
+        }
+        u32::from_le_bytes(d)
+    };
+    assert_eq!(cfg(0, None), 0x1111_1234);
+    cfg(0x10, Some(0xe000_0000));
+    cfg(0x30, Some(0xe100_0001));
+    cfg(0x04, Some(0x3));
+    // DISPI through the ports, VRAM through BAR0, the ROM through its BAR.
+    bus.pio_write(0x1ce, &(INDEX_VIDEO_MEMORY_64K as u16).to_le_bytes());
+    let mut w = [0u8; 2];
+    bus.pio_read(0x1cf, &mut w);
+    assert_eq!(u16::from_le_bytes(w), 128);
+    bus.mmio_write(0xe000_0010, &[7, 8]);
+    assert_eq!(vga.lock().unwrap().core().vram().read_u8(0x11), 8);
+    let mut sig = [0u8; 2];
+    bus.mmio_read(0xe100_0000, &mut sig);
+    assert_eq!(sig, [0x55, 0xaa]);
+    // Text written at 0xb8000 after a sequencer/graphics setup through word port writes.
+    bus.pio_write(0x3c4, &[0x02, 0x03]);
+    bus.pio_write(0x3ce, &[0x05, 0x10]);
+    bus.pio_write(0x3ce, &[0x06, 0x0e]);
+    bus.mmio_write(0xb8000, &[b'h', 0x07, b'i', 0x07]);
+    let mut text = [0u8; 4];
+    bus.mmio_read(0xb8000, &mut text);
+    assert_eq!(text, [b'h', 0x07, b'i', 0x07]);
+    assert_eq!(vga.lock().unwrap().core().vram().read_u8(4), b'i', "odd/even: cell 1 is word 1");
 }

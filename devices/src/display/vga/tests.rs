@@ -467,3 +467,37 @@ fn registers_survive_save_and_restore() {
     let mut r = StateReader::new("vga", 1, &bytes[..bytes.len() - 1]);
     assert!(VgaCore::load(&mut r).is_err());
 }
+
+/// Mode 4: 320x200, 4 colours, CGA interleaved banks (shown as 640x400).
+const MODE_4: ModeRegs = ModeRegs {
+    misc: 0x63,
+    seq: [0x03, 0x09, 0x03, 0x00, 0x02],
+    crtc: [
+        0x2d, 0x27, 0x28, 0x90, 0x2b, 0x80, 0xbf, 0x1f, 0x00, 0xc1, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x9c, 0x8e,
+        0x8f, 0x14, 0x00, 0x96, 0xb9, 0xa2, 0xff,
+    ],
+    attr: [
+        0x00, 0x13, 0x15, 0x17, 0x02, 0x04, 0x06, 0x07, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x01, 0x00,
+        0x03, 0x00,
+    ],
+    gc: [0x00, 0x00, 0x00, 0x00, 0x00, 0x30, 0x0f, 0x0f, 0xff],
+};
+
+#[test]
+fn cga_mode_4_interleaves_even_and_odd_rows_from_two_banks() {
+    let mut b = bench(256 * 1024);
+    b.set_mode(&MODE_4);
+    b.dac(0x17, [0x3f, 0x3f, 0]);
+    b.write(0xb8000, &[0xc0]); // row 0, pixel 0 = colour 3
+    b.write(0xba000, &[0x30]); // row 1 (odd bank), pixel 1 = colour 3
+    b.write(0xb8050 + 1, &[0x03]); // row 2, pixel 7 = colour 3 (odd byte: pixels 4-7)
+    b.refresh();
+    assert_eq!((b.fb.width(), b.fb.height()), (640, 400));
+    let yellow = 0xffff00;
+    for (x, y) in [(0, 0), (1, 1), (2, 2), (3, 3), (14, 4), (15, 5)] {
+        assert_eq!(b.pixel(x, y), yellow, "({x},{y})");
+    }
+    for (x, y) in [(2, 0), (0, 2), (0, 4), (13, 4)] {
+        assert_eq!(b.pixel(x, y), 0, "({x},{y})");
+    }
+}
