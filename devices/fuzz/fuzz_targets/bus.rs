@@ -49,6 +49,8 @@ fn pc_bus() -> Arc<IoBus> {
     };
     let mut pc = build_pc(config, platform).unwrap();
     pc.devices.add_pci_function("edu", None, devices::edu::Edu::new).unwrap();
+    let vga = devices::display::stdvga::StdVgaOptions { vgamem_mb: Some(1), slot: None, rom: None };
+    devices::display::stdvga::attach(&mut pc.devices, vga).unwrap();
     let exit = Arc::new(Mutex::new(debug_port::DebugExit::new(0xf4, 4, vm)));
     pc.devices.add_io("isa-debug-exit", (0xf4, 4), exit).unwrap();
     pc.devices.bus.clone()

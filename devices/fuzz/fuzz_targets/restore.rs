@@ -1,6 +1,6 @@
 //! Restored device state is hostile input (a save file can be edited; in a stub domain the guest's
 //! own domain carries it). Feeds arbitrary payloads to every device of the PC `build_pc` makes
-//! (plus an edu test device), each as the next section of a restore, then drives the restored
+//! (plus an edu test device and a standard VGA), each as the next section of a restore, then drives the restored
 //! machine through its ports and configuration space. Nothing may panic or hang, a refused
 //! payload must leave the device as it was (its saved state unchanged), and an accepted one must
 //! save again as a payload the device accepts.
@@ -39,6 +39,8 @@ fn pc() -> Pc {
     };
     let mut pc = build_pc(config, platform).unwrap();
     pc.devices.add_pci_function("edu", None, devices::edu::Edu::new).unwrap();
+    let vga = devices::display::stdvga::StdVgaOptions { vgamem_mb: Some(1), slot: None, rom: None };
+    devices::display::stdvga::attach(&mut pc.devices, vga).unwrap();
     pc
 }
 

@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let mut refreshes = 0;
     // Each operation: kind, size selector, 4 address bytes, 4 value bytes.
     for op in data.chunks_exact(10) {
-        let size = [1usize, 2, 4, 8, 3][(op[1] % 5) as usize];
+        let size = [1usize, 2, 4, 8, 3, 0][(op[1] % 6) as usize];
         let addr = u32::from_le_bytes(op[2..6].try_into().unwrap()) as u64;
         let value: Vec<u8> = op[6..10].iter().cycle().take(size).copied().collect();
         let mut buf = vec![0u8; size];

@@ -332,7 +332,7 @@ impl StdVga {
             o if (MMIO_VGA..MMIO_VGA + MMIO_VGA_SIZE).contains(&o) && o + len <= MMIO_VGA + MMIO_VGA_SIZE => {
                 self.core.io_write_bytes(MMIO_VGA_PORT_BASE + (o - MMIO_VGA) as u16, data)
             }
-            o if (MMIO_DISPI..MMIO_DISPI + MMIO_DISPI_SIZE).contains(&o) && o % 2 == 0 && len <= 2 => {
+            o if (MMIO_DISPI..MMIO_DISPI + MMIO_DISPI_SIZE).contains(&o) && o % 2 == 0 && (1..=2).contains(&len) => {
                 self.dispi.index = ((o - MMIO_DISPI) / 2) as u16;
                 let v = u16::from_le_bytes([data[0], data.get(1).copied().unwrap_or(0)]);
                 self.dispi_write(v);
