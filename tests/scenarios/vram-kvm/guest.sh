@@ -3,7 +3,6 @@
 i=0; while [ ! -e /dev/fb0 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 if [ ! -e /dev/fb0 ]; then echo "GUEST-NO-FB0"; cat /proc/fb; exit 1; fi
 echo "GUEST-FB name=$(cat /sys/class/graphics/fb0/name) size=$(cat /sys/class/graphics/fb0/virtual_size)"
-echo "GUEST-BAR0 $(head -1 /sys/bus/pci/devices/0000:00:0*/resource 2>/dev/null | head -1)"
 dd if=/dev/urandom of=/tmp/pat bs=4096 count=256 2>/dev/null
 dd if=/tmp/pat of=/dev/fb0 bs=4096 2>/dev/null && echo "GUEST-FB-WRITTEN" || echo "GUEST-FB-WRITE-FAILED"
 sleep 1

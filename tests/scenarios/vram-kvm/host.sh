@@ -1,4 +1,5 @@
 # -d unimp: our info lines, among them the KVM slot the VRAM got when the guest decoded BAR0.
-ARGS="-device VGA"; [ "$DM" = ours ] && ARGS="$ARGS -d unimp"
+# -kernel boot: no VGA BIOS runs, so the card needs no ROM (L2 has none).
+ARGS="-device VGA,romfile="; [ "$DM" = ours ] && ARGS="$ARGS -d unimp"
 MEM=256M
 boot $ARGS

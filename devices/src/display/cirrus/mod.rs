@@ -185,6 +185,12 @@ impl CirrusVga {
         self.ext.sr[SR_CONFIG] = SR17_BUSTYPE_PCI;
         self.ext.sr[SR_MEMSIZE] = 0x04;
         self.core.registers_mut().crtc[CR_PART_ID] = PART_ID_CLGD5446;
+        // Colour port decode (CRTC at 0x3d4), as every VGA BIOS mode set leaves it. QEMU starts
+        // with it clear but always runs the VGA BIOS first; a `-kernel` boot has none, and
+        // Linux's cirrus driver programs the CRTC through BAR1 + 0x14 (= 0x3d4) without
+        // touching the miscellaneous output register, so without this its mode set would be
+        // dropped.
+        self.core.registers_mut().misc = vga::MISC_COLOUR;
         self.ext.hidden_dac_lock = 5;
         self.ext.hidden_dac = 0;
         self.update_mapping();

@@ -296,7 +296,7 @@ fn linux_mode_set(c: &mut CirrusVga, w: u32, h: u32, sr07: u8, hdr: u8, pitch: u
         mmio_write(c, 0x14, i);
         mmio_write(c, 0x15, v);
     };
-    outb(c, 0x3c2, 0x01);
+    // (No write to 0x3c2: the driver relies on the colour decode the card starts with.)
     // The VGA BIOS's mode set wrote the pixel mask, which restarts the hidden-DAC count.
     outb(c, 0x3c6, 0xff);
     let vdispend = h - 1;
