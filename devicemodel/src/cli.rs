@@ -1250,7 +1250,8 @@ mod tests {
             c.vnc,
             Some(crate::vnc::VncConfig {
                 listen: crate::vnc::VncListen::Tcp { host: "127.0.0.1".into(), display: 0, to: Some(99) },
-                password: false
+                password: false,
+                share: crate::vnc::SharePolicy::AllowExclusive,
             })
         );
         for what in ["-usb", "tablet", "rtl8139", "-netdev"] {

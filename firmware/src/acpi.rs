@@ -344,6 +344,10 @@ fn build_dsdt(cfg: &AcpiConfig) -> Sdt {
     let com1 = RawAml(isa_device("COM1", "PNP0501", 1, &[&com1_io, &com1_irq]));
     let rtc = RawAml(isa_device("RTC_", "PNP0B00", 0, &[&rtc_io, &rtc_irq]));
     let kbd = RawAml(isa_device("KBD_", "PNP0303", 0, &[&kbd_data, &kbd_cmd, &kbd_irq]));
+    // The PS/2 mouse on the i8042 aux port: IRQ 12 only (its ports are the keyboard's). Linux's
+    // i8042 PNP probe disables the aux port when ACPI lists no PNP0F13 (QEMU's DSDT has MOU).
+    let mou_irq = aml::Interrupt::new(true, true, false, false, pc::irq::MOUSE.into());
+    let mou = RawAml(isa_device("MOU_", "PNP0F13", 0, &[&mou_irq]));
 
     let pci0 = RawAml(to_bytes(&aml::Device::new(
         "PCI0".into(),
@@ -356,6 +360,7 @@ fn build_dsdt(cfg: &AcpiConfig) -> Sdt {
             &com1,
             &rtc,
             &kbd,
+            &mou,
         ],
     )));
     let sb = aml::Scope::new("\\_SB_".into(), vec![&pci0]);
@@ -537,10 +542,11 @@ mod tests {
         assert!(contains(d, b"_PRT"));
         // PNP0A03 as an EISA id.
         assert!(contains(d, &[0x0c, 0x41, 0xd0, 0x0a, 0x03]));
-        // COM1 (PNP0501), RTC (PNP0B00), keyboard (PNP0303).
+        // COM1 (PNP0501), RTC (PNP0B00), keyboard (PNP0303), PS/2 mouse (PNP0F13).
         assert!(contains(d, &[0x0c, 0x41, 0xd0, 0x05, 0x01]));
         assert!(contains(d, &[0x0c, 0x41, 0xd0, 0x0b, 0x00]));
         assert!(contains(d, &[0x0c, 0x41, 0xd0, 0x03, 0x03]));
+        assert!(contains(d, &[0x0c, 0x41, 0xd0, 0x0f, 0x13]));
         // The MMIO window's last address appears as a DWord.
         assert!(contains(d, &0xfebf_ffffu32.to_le_bytes()));
     }

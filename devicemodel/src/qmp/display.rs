@@ -275,7 +275,11 @@ mod tests {
 
         // With -vnc unix:...,password=on: query-vnc has what libxl needs; the password commands work.
         let sock = dir.join("vnc.sock");
-        let cfg = crate::vnc::VncConfig { listen: crate::vnc::VncListen::Unix(sock), password: true };
+        let cfg = crate::vnc::VncConfig {
+            listen: crate::vnc::VncListen::Unix(sock),
+            password: true,
+            share: Default::default(),
+        };
         let vnc = VncServer::start(crate::vnc::VncOptions::new(cfg), console.clone(), crate::qmp::EventSender::new())
             .unwrap();
         let h = DisplayCommands::new(console, Some(vnc.clone()));

@@ -52,12 +52,30 @@ pub struct VncConfig {
     pub listen: VncListen,
     /// `password=on`: VNC Authentication; clients are refused until QMP sets a password.
     pub password: bool,
+    /// `share=`: what a client asking for exclusive access (ClientInit shared-flag 0) gets.
+    pub share: SharePolicy,
+}
+
+/// QEMU's `-vnc ...,share=` (ui/vnc.c protocol_client_init).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SharePolicy {
+    /// `allow-exclusive` (the default): an exclusive client disconnects the others, and
+    /// while one is connected shared clients are refused.
+    #[default]
+    AllowExclusive,
+    /// `force-shared`: clients asking for exclusive access are refused.
+    ForceShared,
+    /// `ignore`: the flag is ignored; everybody shares.
+    Ignore,
 }
 
 /// QEMU's TCP port base for VNC displays.
 pub const PORT_BASE: u16 = 5900;
 /// Clients at once (beyond it, new connections are closed).
 pub const MAX_CLIENTS: usize = 16;
+/// Connections at once, handshaking ones included (each has a thread; a connection flood
+/// must not create threads without bound).
+pub const MAX_CONNECTIONS: usize = 32;
 /// A client whose socket does not take our update within this is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The handshake must be done within this.
@@ -91,6 +109,7 @@ impl VncConfig {
             VncListen::Tcp { host, display, to: None }
         };
         let mut password = false;
+        let mut share = SharePolicy::default();
         for (k, v) in &opts[1..] {
             let on = || match v.as_str() {
                 "" | "on" | "yes" | "true" => Ok(true),
@@ -99,6 +118,18 @@ impl VncConfig {
             };
             match k.as_str() {
                 "password" => password = on()?,
+                "share" => {
+                    share = match v.as_str() {
+                        "allow-exclusive" => SharePolicy::AllowExclusive,
+                        "force-shared" => SharePolicy::ForceShared,
+                        "ignore" => SharePolicy::Ignore,
+                        _ => {
+                            return Err(format!(
+                                "-vnc {value}: share={v}: expected allow-exclusive, force-shared or ignore"
+                            ))
+                        }
+                    }
+                }
                 "to" => {
                     let to: u16 = v.parse().map_err(|_| format!("-vnc {value}: to={v} is not a display number"))?;
                     match &mut listen {
@@ -113,9 +144,8 @@ impl VncConfig {
                         VncListen::Unix(_) => return Err(format!("-vnc {value}: to= applies to TCP displays only")),
                     }
                 }
-                // Accepted, no effect here: we always allow shared clients, adapt nothing, and
-                // have no audio.
-                "share" | "lossy" | "non-adaptive" | "connections" | "key-delay-ms" | "audiodev" | "id" | "display"
+                // Accepted, no effect here: we adapt nothing and have no audio.
+                "lossy" | "non-adaptive" | "connections" | "key-delay-ms" | "audiodev" | "id" | "display"
                 | "power-control" => {}
                 "tls-creds" | "tls-authz" | "sasl" | "sasl-authz" | "x509" | "x509verify" | "websocket" | "reverse"
                 | "password-secret" | "acl" => {
@@ -127,7 +157,7 @@ impl VncConfig {
                 _ => return Err(format!("-vnc {value}: unknown option '{k}' (password, to)")),
             }
         }
-        Ok(Some(VncConfig { listen, password }))
+        Ok(Some(VncConfig { listen, password, share }))
     }
 }
 
@@ -215,6 +245,7 @@ struct ClientEntry {
     peer: BoundAddress,
     stream: Stream,
     shared: Arc<ClientShared>,
+    exclusive: bool,
 }
 
 struct Inner {
@@ -226,6 +257,8 @@ struct Inner {
     input: InputRouter,
     clients: Mutex<Vec<ClientEntry>>,
     next_client: AtomicU64,
+    /// Connections being served (handshaking or initialized).
+    connections: std::sync::atomic::AtomicUsize,
     events: EventSender,
     stopping: AtomicBool,
     write_timeout: Duration,
@@ -337,6 +370,7 @@ impl VncServer {
             password: Mutex::new(Password::default()),
             clients: Mutex::new(Vec::new()),
             next_client: AtomicU64::new(1),
+            connections: std::sync::atomic::AtomicUsize::new(0),
             events,
             stopping: AtomicBool::new(false),
             write_timeout: options.write_timeout,
@@ -485,14 +519,22 @@ fn accept_loop(inner: &Arc<Inner>, listener: Listener) {
                 continue;
             }
         };
-        if lock(&inner.clients).len() >= MAX_CLIENTS {
-            log::warn!("VNC: {}:{} refused: already {MAX_CLIENTS} clients", peer.host, peer.service);
+        if lock(&inner.clients).len() >= MAX_CLIENTS || inner.connections.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            log::warn!(
+                "VNC: {}:{} refused: already {MAX_CLIENTS} clients or {MAX_CONNECTIONS} connections",
+                peer.host,
+                peer.service
+            );
             continue;
         }
-        let inner = inner.clone();
-        let spawned =
-            std::thread::Builder::new().name("vnc-client".into()).spawn(move || serve_client(&inner, stream, peer));
+        inner.connections.fetch_add(1, Ordering::SeqCst);
+        let served = inner.clone();
+        let spawned = std::thread::Builder::new().name("vnc-client".into()).spawn(move || {
+            serve_client(&served, stream, peer);
+            served.connections.fetch_sub(1, Ordering::SeqCst);
+        });
         if let Err(e) = spawned {
+            inner.connections.fetch_sub(1, Ordering::SeqCst);
             log::warn!("VNC: cannot start a client thread: {e}");
         }
     }
@@ -539,7 +581,33 @@ fn serve_client(inner: &Arc<Inner>, mut stream: Stream, peer: BoundAddress) {
             return;
         }
     };
-    lock(&inner.clients).push(ClientEntry { id, peer: peer.clone(), stream: closer, shared: shared.clone() });
+    let exclusive = !hs.shared && inner.config.share != SharePolicy::Ignore;
+    {
+        let mut clients = lock(&inner.clients);
+        let refuse = match inner.config.share {
+            SharePolicy::AllowExclusive => !exclusive && clients.iter().any(|c| c.exclusive),
+            SharePolicy::ForceShared => exclusive,
+            SharePolicy::Ignore => false,
+        };
+        if refuse {
+            drop(clients);
+            log::info!("VNC {who}: refused by the share policy ({:?})", inner.config.share);
+            stream.shutdown();
+            inner
+                .events
+                .send("VNC_DISCONNECTED", json!({"server": server.server_info(), "client": client_json(&peer)}));
+            return;
+        }
+        if exclusive {
+            // An exclusive client takes the display: the others are disconnected.
+            for c in clients.iter() {
+                log::info!("VNC {}:{}: disconnected for an exclusive client", c.peer.host, c.peer.service);
+                c.stream.shutdown();
+                c.shared.close();
+            }
+        }
+        clients.push(ClientEntry { id, peer: peer.clone(), stream: closer, shared: shared.clone(), exclusive });
+    }
     let listener: Arc<dyn crate::console::ConsoleListener> = shared.clone();
     let guard = inner.console.add_listener(Arc::downgrade(&listener));
     inner.events.send("VNC_INITIALIZED", json!({"server": server.server_info(), "client": client_json(&peer)}));

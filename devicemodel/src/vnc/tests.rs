@@ -59,7 +59,8 @@ fn rig_with(w: u32, h: u32, password: bool, write_timeout: Duration) -> Rig {
         &[display.clone() as SharedDisplay],
         MachineInput { keyboard: Arc::new(input.clone()), pointer: Arc::new(input) },
     );
-    let mut options = VncOptions::new(VncConfig { listen: VncListen::Unix(path.clone()), password });
+    let mut options =
+        VncOptions::new(VncConfig { listen: VncListen::Unix(path.clone()), password, share: SharePolicy::default() });
     options.write_timeout = write_timeout;
     let events = EventSender::new();
     let server = VncServer::start(options, console.clone(), events.clone()).unwrap();
@@ -582,22 +583,33 @@ fn vnc_options_parse_as_libxl_writes_them() {
         p("127.0.0.1:0,password=on,to=99").unwrap(),
         Some(VncConfig {
             listen: VncListen::Tcp { host: "127.0.0.1".into(), display: 0, to: Some(99) },
-            password: true
+            password: true,
+            share: SharePolicy::AllowExclusive,
         })
     );
     assert_eq!(
         p(":3").unwrap(),
-        Some(VncConfig { listen: VncListen::Tcp { host: "".into(), display: 3, to: None }, password: false })
+        Some(VncConfig {
+            listen: VncListen::Tcp { host: "".into(), display: 3, to: None },
+            password: false,
+            share: SharePolicy::AllowExclusive
+        })
     );
     assert_eq!(
         p("unix:/run/x.sock,password").unwrap(),
-        Some(VncConfig { listen: VncListen::Unix("/run/x.sock".into()), password: true })
+        Some(VncConfig {
+            listen: VncListen::Unix("/run/x.sock".into()),
+            password: true,
+            share: SharePolicy::AllowExclusive
+        })
     );
     assert!(p("127.0.0.1").unwrap_err().contains("HOST:DISPLAY"));
     assert!(p("127.0.0.1:70000").is_err());
     assert!(p(":1,to=0").is_err());
     assert!(p(":1,tls-creds=x").unwrap_err().contains("not supported"));
     assert!(p(":1,bogus=1").unwrap_err().contains("unknown option"));
+    assert_eq!(p(":1,share=force-shared").unwrap().unwrap().share, SharePolicy::ForceShared);
+    assert!(p(":1,share=sometimes").is_err());
 }
 
 #[test]
@@ -626,4 +638,52 @@ fn qmp_events_and_query_vnc_follow_a_client() {
     drop(s);
     assert_eq!(next()["event"], "VNC_DISCONNECTED");
     assert_eq!(r.server.query()["clients"].as_array().unwrap().len(), 0);
+}
+
+/// The 3.8 None handshake up to ClientInit with the given shared flag; true when ServerInit came.
+fn init_shared(s: &mut UnixStream, shared: bool) -> bool {
+    read_n(s, 12);
+    s.write_all(b"RFB 003.008\n").unwrap();
+    read_n(s, 2);
+    s.write_all(&[SECURITY_NONE]).unwrap();
+    read_n(s, 4);
+    s.write_all(&[shared as u8]).unwrap();
+    let mut b = [0u8; 24];
+    s.read_exact(&mut b).is_ok()
+}
+
+#[test]
+fn an_exclusive_client_takes_the_display_as_qemu_allows_by_default() {
+    let r = rig(32, 16);
+    let mut first = connect(&r);
+    assert!(init_shared(&mut first, true));
+    read_n(&mut first, 4); // the name
+    let mut exclusive = connect(&r);
+    assert!(init_shared(&mut exclusive, false));
+    assert!(closed_within(&mut first, Duration::from_secs(2)), "the shared client is disconnected");
+    let mut late = connect(&r);
+    assert!(
+        !init_shared(&mut late, true) || closed_within(&mut late, Duration::from_secs(2)),
+        "refused while exclusive"
+    );
+}
+
+#[test]
+fn a_connection_flood_is_bounded() {
+    let r = rig(32, 16);
+    // Connections that never finish the handshake hold no more than MAX_CONNECTIONS threads;
+    // beyond that the server closes them at once.
+    let idle: Vec<UnixStream> = (0..MAX_CONNECTIONS + 8).map(|_| connect(&r)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut closed = 0;
+    for mut s in idle {
+        let mut v = [0u8; 12];
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        // Served connections got the version; refused ones read end-of-file.
+        if let Ok(0) = s.read(&mut v) {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 8, "{closed} of {} closed", MAX_CONNECTIONS + 8);
+    assert!(r.server.inner.connections.load(std::sync::atomic::Ordering::SeqCst) <= MAX_CONNECTIONS);
 }

@@ -5,3 +5,4 @@ grep '^N: Name=' /proc/bus/input/devices | sed 's/^/INPUT /'
 grep -q 'Name="AT Translated Set 2 keyboard"' /proc/bus/input/devices && echo PS2-KEYBOARD-OK
 grep -q 'Name="ImExPS/2 Generic Explorer Mouse"' /proc/bus/input/devices && echo PS2-MOUSE-OK
 grep -E 'i8042|serio|psmouse' /proc/interrupts | tr -s ' ' | sed 's/^/IRQ /'
+dmesg | grep -iE 'i8042|psmouse|serio|input:' | sed 's/^/DMESG /'
