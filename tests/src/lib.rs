@@ -53,11 +53,21 @@ pub struct Options {
     pub modules: Vec<String>,
     /// Programs from `tests/guest-tools/<name>.c` for the L3 initramfs `/bin`.
     pub guest_tools: Vec<String>,
+    /// A benchmark (`bench/*.sh` runs it by name): it measures rather than checks, so the test
+    /// suite leaves it out unless `SCENARIOS` names it.
+    pub bench: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { timeout: DEFAULT_TIMEOUT, cost: 1, needs_qemu: false, modules: Vec::new(), guest_tools: Vec::new() }
+        Options {
+            timeout: DEFAULT_TIMEOUT,
+            cost: 1,
+            needs_qemu: false,
+            modules: Vec::new(),
+            guest_tools: Vec::new(),
+            bench: false,
+        }
     }
 }
 
@@ -77,6 +87,7 @@ pub fn parse_options(text: &str) -> Result<Options, String> {
             "needs_qemu" => o.needs_qemu = matches!(v, "1" | "yes" | "true"),
             "modules" => o.modules = v.split_whitespace().map(String::from).collect(),
             "guest_tools" => o.guest_tools = v.split_whitespace().map(String::from).collect(),
+            "bench" => o.bench = matches!(v, "1" | "yes" | "true"),
             other => return Err(format!("line {}: unknown option {other:?}", n + 1)),
         }
     }
@@ -383,6 +394,8 @@ pub fn run_suite(cfg: &Config) -> Result<Report, String> {
             }
         }
         all.retain(|s| only.contains(&s.name));
+    } else {
+        all.retain(|s| !s.options.bench);
     }
     if all.is_empty() {
         return Err("no scenarios selected".into());
@@ -708,8 +721,8 @@ pub fn assert_scenario(name: &str) {
         Err(e) => panic!("nested suite could not run: {e} (see the messages above)"),
     };
     let Some(o) = report.outcomes.get(name) else {
-        // Only reachable when SCENARIOS was set explicitly to a subset.
-        eprintln!("{name}: not selected by SCENARIOS, not run");
+        // Reachable when SCENARIOS was set explicitly to a subset, or for a benchmark.
+        eprintln!("{name}: NOT RUN: not selected by SCENARIOS, or a benchmark (bench=1: run it through bench/)");
         return;
     };
     if !o.failures.is_empty() {
