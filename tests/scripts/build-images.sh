@@ -119,8 +119,9 @@ build_l2_base() {
   fi
   # Display devices (ours and QEMU alike): Debian's VGA BIOS ROMs and the VNC keymaps (-k).
   mkdir -p "$R/usr/share/seabios" "$R/usr/share/qemu/keymaps"
-  # (bios-256k.bin too: seabios-vga boots SeaBIOS with -bios on ours as well)
-  cp /usr/share/seabios/vgabios-stdvga.bin /usr/share/seabios/vgabios-cirrus.bin /usr/share/seabios/bios-256k.bin "$R/usr/share/seabios/"
+  # (bios.bin and bios-256k.bin too: seabios-vga boots SeaBIOS with -bios on ours as well)
+  cp /usr/share/seabios/vgabios-stdvga.bin /usr/share/seabios/vgabios-cirrus.bin /usr/share/seabios/bios-256k.bin \
+    /usr/share/seabios/bios.bin "$R/usr/share/seabios/"
   cp /usr/share/qemu/keymaps/en-us /usr/share/qemu/keymaps/de "$R/usr/share/qemu/keymaps/"
   cp "$VMLINUX" "$R/l3/vmlinux"
   cp "$T/l2/init" "$R/init"; cp "$T/l2/harness.sh" "$R/bin/harness.sh"; chmod +x "$R/init"

@@ -4,13 +4,17 @@
 # real VNC clients on the host (host-client.sh). The cirrus round runs with -vnc ...,password=on
 # and a password set over QMP (change-vnc-password): clients without it must be refused.
 S=/tmp/qmp.sock
+# SeaBIOS is Debian's 128 KiB bios.bin, not bios-256k.bin: the 256 KiB build runs smm_setup, which
+# opens SMRAM (i440FX 0x72 D_OPEN) and copies 64 KiB to and from 0xa0000; we do not steer SMRAM to
+# RAM yet, so on ours that build does not get past PCI init within minutes under nested TCG (an
+# open defect, see README "Not yet"). The VGA path under test is the same with both builds.
 for card in VGA:stdvga cirrus-vga:cirrus; do
   dev=${card%%:*} rom=${card##*:}
   font=/usr/share/seabios/vgabios-$rom.bin
   vnc=:0; pw=none
   [ $rom = cirrus ] && { vnc=:0,password=on; pw=vga-pw1; }
   BG_QUIET=1 bg dm -accel kvm -m 64M -nodefaults -display none -no-reboot -vnc $vnc -device "$dev" \
-    -bios /usr/share/seabios/bios-256k.bin -boot order=d -qmp unix:$S,server=on,wait=off \
+    -bios /usr/share/seabios/bios.bin -boot order=d -qmp unix:$S,server=on,wait=off \
     -drive file=$PWD/vgapay.iso,if=ide,index=2,media=cdrom,format=raw
   [ $pw = none ] || q pw $S --flat "{\"execute\":\"change-vnc-password\",\"arguments\":{\"password\":\"$pw\"}}"
   # Poll the screen until the payload's direct write is there.
