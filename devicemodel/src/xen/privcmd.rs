@@ -349,11 +349,11 @@ impl Privcmd {
             buf.put(array, &list)?;
             let arg =
                 PrivcmdHypercall { op: HYPERVISOR_MEMORY_OP, arg: [XENMEM_POPULATE_PHYSMAP, buf.addr(0), 0, 0, 0] };
+            let arg_ptr = &arg as *const PrivcmdHypercall;
             // SAFETY: the hypercall reads the reservation and the gfn array from `buf`, a live
             // page we own, and writes back at most `nr_extents` gfns into it; `arg` lives
             // across the call.
-            let rc =
-                unsafe { libc::ioctl(self.file.as_raw_fd(), IOCTL_PRIVCMD_HYPERCALL, &arg as *const PrivcmdHypercall) };
+            let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), IOCTL_PRIVCMD_HYPERCALL, arg_ptr) };
             if rc < 0 {
                 let e = io::Error::last_os_error();
                 return Err(io::Error::new(e.kind(), format!("XENMEM_populate_physmap after {done} pages: {e}")));

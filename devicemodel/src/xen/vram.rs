@@ -127,12 +127,12 @@ impl VramHost for PrivcmdVramHost {
 
     fn map_foreign(&self, gfns: &[u64]) -> Result<Arc<MmapRegion<()>>, String> {
         let (ptr, len) = self.map_pages(gfns)?.leak();
+        let (prot, flags) = (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED);
         // SAFETY: `ptr..ptr+len` is a shared read-write mapping of the guest's frames that is
         // never unmapped (leaked above), so it outlives the region and every slice of it; the
         // region does not own it (no munmap on drop). vm-memory only accesses it volatile.
-        let region =
-            unsafe { MmapRegion::build_raw(ptr.as_ptr(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED) }
-                .map_err(|e| e.to_string())?;
+        let region = unsafe { MmapRegion::build_raw(ptr.as_ptr(), len, prot, flags) };
+        let region = region.map_err(|e| e.to_string())?;
         Ok(Arc::new(region))
     }
 
@@ -188,7 +188,7 @@ struct State {
     /// Total populated, for the budget.
     allocated_kib: u64,
     /// Set when a relocation was seen not to carry our mapping along: never relocate again.
-    relocation_unsafe: bool,
+    relocation_breaks_mapping: bool,
     /// The first relocation has been checked.
     relocation_checked: bool,
 }
@@ -213,7 +213,7 @@ impl XenVram {
                 entries: Vec::new(),
                 next_gfn: first_vram_gfn(ram_size),
                 allocated_kib: 0,
-                relocation_unsafe: false,
+                relocation_breaks_mapping: false,
                 relocation_checked: false,
             }),
         }
@@ -375,7 +375,7 @@ impl VramService for XenVram {
             return false;
         }
         let Some(t) = target else { return false };
-        if st.relocation_unsafe {
+        if st.relocation_breaks_mapping {
             return false;
         }
         let n = e.pages;
@@ -407,7 +407,7 @@ impl VramService for XenVram {
                     log::error!(
                         "VRAM: our mapping does not follow the relocation ({outcome:?}); BAR0 stays trapped to the device"
                     );
-                    st.relocation_unsafe = true;
+                    st.relocation_breaks_mapping = true;
                     self.go_home(e);
                     return false;
                 }
